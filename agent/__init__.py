@@ -1,0 +1,1 @@
+"""The agent: runs on a display control PC, polls controllers, publishes snapshots."""

@@ -1,0 +1,173 @@
+"""`ledwatch agent --config agent.toml [--check-config] [--once]`.
+
+Exit codes: 0 ok, 1 a check or the final drain failed, 2 bad usage or configuration.
+Ctrl-C, SIGTERM (systemd) and SIGBREAK (a Windows console service) stop the agent
+cleanly: polls end, the retained offline status is published, the outbox is closed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+from agent.drivers.modbus_psu.reader import ModbusPsuReader
+from agent.runtime import (
+    Agent,
+    build_drivers,
+    build_psu_readers,
+    cards_answering,
+    remove_logging,
+    setup_logging,
+    status_line,
+    unreadable,
+)
+from agent.settings import AgentSettings, load_settings
+from ledwatch.errors import ConfigError
+
+log = logging.getLogger("agent")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ledwatch agent",
+        description="Poll LED screen controllers and publish one snapshot per screen per "
+        "poll over MQTT, through a durable outbox.",
+    )
+    p.add_argument("--config", required=True, help="agent TOML file (see agent/sample.toml)")
+    p.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the file, open every controller link and poll it once; publish nothing",
+    )
+    p.add_argument(
+        "--once",
+        action="store_true",
+        help="poll every screen once, publish, wait for the broker's acknowledgements, exit",
+    )
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds --once waits for acks")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def check_config(settings: AgentSettings) -> int:
+    """Open each controller and poll it once; print one line per screen; 0 if all answer."""
+    drivers = build_drivers(settings)
+    psu_readers = build_psu_readers(settings)
+    failed = 0
+    for screen in settings.screens:
+        driver = drivers[screen.id]
+        error = ""
+        try:
+            driver.open()
+            try:
+                reading = driver.poll()
+            finally:
+                driver.close()
+        except Exception as exc:  # report it like the poll loop would, then go on
+            error = f" ({exc!r})"
+            reading = unreadable(repr(exc))
+        online, total = cards_answering(reading)
+        ok = reading.link != "down" and bool(reading.controller.get("online"))
+        failed += not ok
+        print(
+            f"screen {screen.id}: {'OK' if ok else 'FAIL'} link {reading.link}, "
+            f"{online}/{total} cards answering, {reading.errors} errors{error}"
+        )
+        for index, reader in enumerate(psu_readers.get(screen.id, [])):
+            bus_ok = _check_psu_bus(reader)
+            failed += not bus_ok
+            print(f"  psus[{index}] {reader.options.url}: {'OK' if bus_ok else 'FAIL'} "
+                  f"{reader.last_answered}/{len(reader.options.units)} units answering")
+    verdict = "OK" if not failed else f"{failed} failing link(s)"
+    print(f"config {verdict}: {len(settings.screens)} screen(s) checked, nothing published")
+    return 1 if failed else 0
+
+
+def _check_psu_bus(reader: ModbusPsuReader) -> bool:
+    """One read of a Modbus PSU bus; OK when every configured unit answered."""
+    try:
+        reader.open()
+        try:
+            reader.read()
+        finally:
+            reader.close()
+    except Exception:  # a bus that cannot even open is a failed check, not a crash
+        log.debug("psu bus check failed", exc_info=True)
+        return False
+    return reader.last_answered == len(reader.options.units)
+
+
+def _install_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %s: stopping", signum)
+        stop.set()
+
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            # ValueError: not the main thread; OSError: not settable on this platform
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(sig, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"ledwatch agent: {exc}", file=sys.stderr)
+        return 2
+    if args.check_config:
+        handlers = setup_logging(None, logging.WARNING)
+        try:
+            return check_config(settings)
+        except ConfigError as exc:
+            print(f"ledwatch agent: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            remove_logging(handlers)
+    handlers = setup_logging(settings, logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        return _run(settings, args.once, args.timeout)
+    except ConfigError as exc:
+        print(f"ledwatch agent: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        remove_logging(handlers)
+
+
+def _run(settings: AgentSettings, once: bool, timeout_s: float) -> int:
+    agent = Agent(settings)
+    if once:
+        ok = agent.run_once(timeout_s)
+        print(status_line(agent.status()), flush=True)
+        agent.stop()
+        if not ok:
+            print(
+                "ledwatch agent: not every message was acknowledged (kept in the outbox)",
+                file=sys.stderr,
+            )
+        return 0 if ok else 1
+    stop = threading.Event()
+    _install_signals(stop)
+    agent.start()
+    try:
+        interval = settings.agent.status_interval_s
+        next_status = time.monotonic() + min(5.0, interval)
+        while not stop.is_set():
+            # Short waits: on Windows a lock wait is not interrupted by Ctrl-C.
+            stop.wait(min(1.0, max(0.0, next_status - time.monotonic())))
+            if time.monotonic() >= next_status:
+                print(status_line(agent.status()), flush=True)
+                next_status += interval
+    except KeyboardInterrupt:
+        pass
+    finally:
+        agent.stop()
+    return 0

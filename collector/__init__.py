@@ -1,0 +1,1 @@
+"""The collector: subscribes to agents, stores telemetry, detects faults, runs tickets."""

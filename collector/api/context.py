@@ -1,0 +1,24 @@
+"""What the API needs from the running collector, handed in once by `create_app`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from collector.delivery import DeliveryTracker
+from collector.state import ScreenDirectory
+from collector.tickets.service import TicketService
+
+
+@dataclass
+class ApiContext:
+    tickets: TicketService
+    screens: ScreenDirectory
+    # Parts of the collector and their state, e.g. {"broker": {"ok": True}, "influx":
+    # {"ok": False, "error": "timeout"}}; see docs/api.md for how parts are judged.
+    health: Callable[[], dict[str, Any]]
+    metrics_text: Callable[[], str]  # Prometheus text exposition
+    tokens: dict[str, str]  # bearer token -> role (viewer | engineer | admin)
+    # Seq accounting of the collector (GET /api/v1/delivery); None: not served.
+    delivery: DeliveryTracker | None = None

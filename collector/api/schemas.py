@@ -1,0 +1,176 @@
+"""Request and response bodies: one model per direction (Create, step bodies, Public)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from collector.detect.findings import Priority
+from collector.tickets.lifecycle import State
+from collector.tickets.models import Resolution
+from ledwatch.contract import ID_PATTERN
+
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN.pattern)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+Text = Annotated[str, StringConstraints(max_length=4000)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# -- tickets: requests --------------------------------------------------------------------
+class TicketCreate(_In):
+    """A fault reported by phone or e-mail."""
+
+    site: Id
+    screen: Id
+    component: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_./-]{0,127}$")] = Field(
+        description='"controller", "card/<id>", "psu/<id>", "env", or another part name'
+    )
+    description: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+    reporter: Name = Field(description="who called or wrote")
+    priority: Priority | None = Field(default=None, description="default: per contract")
+
+
+class StepBody(_In):
+    note: Text = ""
+    by: Name | None = Field(default=None, description="the person at the desk (history shows it)")
+
+
+class DispatchBody(StepBody):
+    engineer: Name
+
+
+class ResolveBody(StepBody):
+    resolution: Resolution | None = Field(default=None, description="default: onsite after arrival")
+    root_cause: Text = ""
+    product_fault: bool = Field(default=True, description="false for misuse: no warranty extension")
+
+
+class ReopenBody(StepBody):
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+
+
+class SurveyBody(StepBody):
+    score: int = Field(ge=1, le=5)
+    comment: Text = ""
+
+
+# -- tickets: responses -------------------------------------------------------------------
+class TicketEventPublic(_Out):
+    ts_ms: int
+    actor: str
+    step: str
+    from_state: str | None
+    to_state: str
+    note: str
+
+
+class SurveyPublic(_Out):
+    score: int
+    satisfied: bool
+    comment: str
+    ts_ms: int
+    actor: str
+
+
+class TicketPublic(_Out):
+    id: int
+    key: str
+    site: str
+    screen: str
+    component: str
+    fault: str
+    priority: Priority
+    state: State
+    source: str
+    detail: str
+    reporter: str | None
+    engineer: str | None
+    opened_ms: int
+    reopened_ms: int | None
+    acknowledged_ms: int | None
+    dispatched_ms: int | None
+    arrived_ms: int | None
+    cleared_ms: int | None
+    resolved_ms: int | None
+    closed_ms: int | None
+    response_due_ms: int
+    onsite_due_ms: int
+    resolve_due_ms: int
+    repair_due_ms: int | None
+    spare_due: bool
+    in_warranty: bool | None
+    reopen_count: int
+    repeat_of: int | None
+    root_cause: str | None
+    resolution: str | None
+    product_fault: bool
+    allowed_steps: list[str]
+
+
+class TicketDetailPublic(TicketPublic):
+    history: list[TicketEventPublic]
+    survey: SurveyPublic | None
+
+
+class TicketsPublic(BaseModel):
+    data: list[TicketPublic]
+    count: int
+
+
+# -- KPIs, screens, health ----------------------------------------------------------------
+class KpisPublic(_Out):
+    month: str
+    site: str | None
+    tickets_opened: int
+    tickets_closed: int
+    satisfaction_rate: float | None
+    surveyed: int
+    cycle_compliance_rate: float | None
+    repeat_service_rate: float | None
+    mtta_min: float | None
+    mttr_min: float | None
+    response_compliance_rate: float | None
+    onsite_compliance_rate: float | None
+    availability: float | None
+    screens: int
+    downtime_min: float
+    failures_by_component: dict[str, int]
+
+
+class WarrantyPublic(_Out):
+    start_ms: int
+    end_ms: int
+    extension_ms: int
+    restarts: int
+    downtime_ms: int
+    in_warranty: bool
+
+
+class ScreenPublic(_Out):
+    site: str
+    screen: str
+    agent: str
+    seq: int
+    ts_ms: int
+    received_ms: int
+    open_tickets: int
+
+
+class ScreenDetailPublic(ScreenPublic):
+    snapshot: dict[str, Any]
+    tickets: list[TicketPublic]
+    warranty: WarrantyPublic | None
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok", "fail"]
+    failed: list[str]
+    parts: dict[str, Any]

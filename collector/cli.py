@@ -1,0 +1,111 @@
+"""`ledwatch collector --config collector.toml [--check-config]`.
+
+Starts the collector service, the ticket service and the REST API in one process, logs
+a one-line status every `status_interval_s`, and stops cleanly (store, ack, disconnect)
+on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from collector.settings import CollectorSettings, load_settings
+from ledwatch.errors import ConfigError, LedwatchError
+
+log = logging.getLogger("collector")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ledwatch collector",
+        description="Store agent telemetry, detect faults, run service tickets and the API.",
+    )
+    p.add_argument("--config", "-c", type=Path, required=True, help="collector TOML file")
+    p.add_argument(
+        "--check-config", action="store_true", help="validate the file (and secrets) and exit"
+    )
+    return p
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    # SQLite creates the file but not its folder; a fresh install has neither.
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+def run(settings: CollectorSettings, stop: threading.Event) -> int:
+    """Run until `stop` is set; used by `main` and usable in-process."""
+    from collector.service import Collector, serve_api
+    from collector.tickets.service import TicketService
+
+    _ensure_sqlite_dir(settings.database.url)
+    tickets = TicketService(settings.database.url, settings.contracts)
+    collector = Collector(settings, tickets=tickets)
+    api = None
+    try:
+        collector.start()
+        if settings.api.enabled:
+            from collector.api.app import ApiContext
+
+            ctx = ApiContext(
+                tickets=tickets,
+                screens=collector.screens,
+                health=collector.health,
+                metrics_text=collector.metrics_text,
+                tokens=settings.api.resolve_tokens(),
+                delivery=collector.delivery,
+            )
+            api = serve_api(ctx, settings.api.host, settings.api.port)
+            log.info("API on %s (OpenAPI at /docs)", api.url)
+        log.info("collector started: %s", collector.status_line())
+        while not stop.wait(settings.status_interval_s):
+            log.info("status: %s", collector.status_line())
+    finally:
+        log.info("stopping: storing and acknowledging what was received")
+        if api is not None:
+            api.stop()
+        collector.stop()
+        tickets.close()
+        log.info("stopped: %s", collector.status_line())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"ledwatch collector: {args.config}: {exc}", file=sys.stderr)
+        return 2
+    if args.check_config:
+        print(
+            f"{args.config}: OK (output {settings.influx.output}, "
+            f"broker {settings.mqtt.host}:{settings.mqtt.port})"
+        )
+        return 0
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %s received", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        return run(settings, stop)
+    except LedwatchError as exc:
+        log.error("%s", exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Detection: snapshots in, findings out (pure; numpy over many cards)."""

@@ -1,0 +1,354 @@
+"""Sinks for encoded line protocol: InfluxDB 2.x API, InfluxDB 1.x API, a local file, none.
+
+Every sink has the same small contract (Telegraf's output interface):
+`connect()` once before the first write; `write(lines)` stores a whole batch or raises
+`WriteError` (never partially "succeeds" silently); `ping()` says whether the server
+answers, for /health; `close()` once after the last write. Calls come from one thread.
+Lines arrive pre-encoded (collector/influx/lineproto.py), precision is ms.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from collector.influx.errors import WriteError
+from collector.settings import InfluxSettings
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "LocalWriter",
+    "NullWriter",
+    "V1Writer",
+    "V2Writer",
+    "WriteError",
+    "Writer",
+    "make_writer",
+    "parse_line",
+]
+
+
+class Writer(Protocol):
+    def connect(self) -> None: ...
+
+    def write(self, lines: list[str]) -> None: ...
+
+    def ping(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+def _status_error(status: int, body: str, where: str) -> WriteError:
+    # 400 = the data itself is refused (bad line, field type conflict): retrying the same
+    # bytes can never work. Everything else (401/403 until someone fixes the token,
+    # 404 database missing, 429, 5xx) may heal, so the batch is kept.
+    retryable = status != 400 and status != 422
+    return WriteError(f"{where}: HTTP {status}: {body.strip()[:300]}", retryable=retryable)
+
+
+class V2Writer:
+    """InfluxDB 2.x/3.x `/api/v2/write` (also VictoriaMetrics) through influxdb-client."""
+
+    def __init__(
+        self, url: str, token: str | None, org: str, bucket: str, timeout_ms: int = 10_000
+    ) -> None:
+        self.url = url
+        self._token = token or ""
+        self.org = org
+        self.bucket = bucket
+        self.timeout_ms = timeout_ms
+        self._client: Any = None
+        self._write_api: Any = None
+
+    def connect(self) -> None:
+        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+
+        # retries=False: the service retries whole batches with its own backoff and
+        # must see a failure quickly to stop acknowledging messages.
+        self._client = InfluxDBClient(
+            url=self.url, token=self._token, org=self.org, timeout=self.timeout_ms, retries=False
+        )
+        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def write(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        if self._write_api is None:
+            raise WriteError("v2 writer: write() before connect()", retryable=False)
+        from influxdb_client.domain.write_precision import WritePrecision
+        from influxdb_client.rest import ApiException
+
+        try:
+            self._write_api.write(
+                bucket=self.bucket, org=self.org, record=lines, write_precision=WritePrecision.MS
+            )
+        except ApiException as exc:
+            raise _status_error(
+                int(exc.status or 0), str(exc.body or exc.reason), self.url
+            ) from exc
+        except Exception as exc:  # urllib3 connection errors, timeouts
+            raise WriteError(f"{self.url}: {type(exc).__name__}: {exc}", retryable=True) from exc
+
+    def ping(self) -> bool:
+        # health() always fails on VictoriaMetrics (DESIGN.md); ping() works everywhere.
+        try:
+            return bool(self._client is not None and self._client.ping())
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        if self._write_api is not None:
+            self._write_api.close()
+        if self._client is not None:
+            self._client.close()
+        self._client = self._write_api = None
+
+
+class V1Writer:
+    """InfluxDB 1.x `POST /write?db=..&precision=ms` with Basic auth (works on 1.6+)."""
+
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        username: str | None = None,
+        password: str | None = None,
+        timeout_ms: int = 10_000,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.database = database
+        self._auth = (username, password or "") if username else None
+        self.timeout_ms = timeout_ms
+        self._http: httpx.Client | None = None
+
+    def connect(self) -> None:
+        self._http = httpx.Client(
+            base_url=self.url, auth=self._auth, timeout=self.timeout_ms / 1000.0
+        )
+
+    def write(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        if self._http is None:
+            raise WriteError("v1 writer: write() before connect()", retryable=False)
+        body = ("\n".join(lines) + "\n").encode()
+        try:
+            resp = self._http.post(
+                "/write", params={"db": self.database, "precision": "ms"}, content=body
+            )
+        except httpx.HTTPError as exc:
+            raise WriteError(f"{self.url}: {type(exc).__name__}: {exc}", retryable=True) from exc
+        if resp.status_code != 204:
+            raise _status_error(resp.status_code, resp.text, self.url)
+
+    def ping(self) -> bool:
+        if self._http is None:
+            return False
+        try:
+            return self._http.get("/ping").status_code == 204
+        except httpx.HTTPError:
+            return False
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+
+def _split_unescaped(text: str, sep: str) -> list[str]:
+    """Split on `sep` outside backslash escapes and double-quoted strings."""
+    parts: list[str] = []
+    buf: list[str] = []
+    i, quoted, n = 0, False, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\" and i + 1 < n:
+            buf.append(text[i : i + 2])
+            i += 2
+            continue
+        if ch == '"':
+            quoted = not quoted
+        elif ch == sep and not quoted:
+            parts.append("".join(buf))
+            buf = []
+            i += 1
+            continue
+        buf.append(ch)
+        i += 1
+    parts.append("".join(buf))
+    return parts
+
+
+def _unescape(text: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text):
+            nxt = text[i + 1]
+            out.append({"n": "\n", "r": "\r"}.get(nxt, nxt))
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def _field_value(raw: str) -> Any:
+    if raw.startswith('"'):
+        return _unescape(raw[1:-1])
+    if raw in ("true", "t", "T", "True", "TRUE"):
+        return True
+    if raw in ("false", "f", "F", "False", "FALSE"):
+        return False
+    if raw.endswith(("i", "u")):
+        return int(raw[:-1])
+    return float(raw)
+
+
+def parse_line(line: str) -> tuple[str, dict[str, str], dict[str, Any], int | None]:
+    """Parse one line of line protocol: (measurement, tags, fields, timestamp or None)."""
+    sections = _split_unescaped(line, " ")
+    if len(sections) not in (2, 3):
+        raise ValueError(f"not a line-protocol line: {line[:80]!r}")
+    key = _split_unescaped(sections[0], ",")
+    measurement = _unescape(key[0])
+    tags: dict[str, str] = {}
+    for item in key[1:]:
+        k, v = _split_unescaped(item, "=")
+        tags[_unescape(k)] = _unescape(v)
+    fields: dict[str, Any] = {}
+    for item in _split_unescaped(sections[1], ","):
+        k = _split_unescaped(item, "=")[0]
+        v = item[len(k) + 1 :]
+        fields[_unescape(k)] = _field_value(v)
+    ts = int(sections[2]) if len(sections) == 3 else None
+    return measurement, tags, fields, ts
+
+
+class LocalWriter:
+    """An embedded SQLite store for the demo and for sites without an InfluxDB.
+
+    One row per (series, field, timestamp), so re-delivered points overwrite themselves
+    as in InfluxDB; `latest()` answers "what is the newest value" questions. Rows older
+    than `retention_h` are pruned at most once a minute.
+    """
+
+    _SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS points ("
+        " measurement TEXT NOT NULL, tags TEXT NOT NULL, field TEXT NOT NULL,"
+        " ts INTEGER NOT NULL, value,"
+        " PRIMARY KEY (measurement, tags, field, ts)) WITHOUT ROWID"
+    )
+
+    def __init__(self, path: str | Path, retention_h: float = 48.0) -> None:
+        self.path = Path(path)
+        self.retention_ms = int(retention_h * 3_600_000)
+        self._db: sqlite3.Connection | None = None
+        self._last_prune = 0.0
+        self._lock = threading.Lock()  # written by the service, read by the API
+
+    def connect(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(self._SCHEMA)
+
+    def write(self, lines: list[str]) -> None:
+        if self._db is None:
+            raise WriteError("local writer: write() before connect()", retryable=False)
+        rows: list[tuple[str, str, str, int, Any]] = []
+        now_ms = int(time.time() * 1000)
+        try:
+            for line in lines:
+                measurement, tags, fields, ts = parse_line(line)
+                tagstr = ",".join(f"{k}={v}" for k, v in sorted(tags.items()))
+                stamp = now_ms if ts is None else ts
+                rows += [(measurement, tagstr, f, stamp, v) for f, v in fields.items()]
+        except (ValueError, IndexError) as exc:
+            raise WriteError(f"local writer: {exc}", retryable=False) from exc
+        try:
+            with self._lock:
+                self._db.execute("BEGIN")
+                self._db.executemany("INSERT OR REPLACE INTO points VALUES (?,?,?,?,?)", rows)
+                self._db.execute("COMMIT")
+                if time.monotonic() - self._last_prune > 60:
+                    self._last_prune = time.monotonic()
+                    self._db.execute(
+                        "DELETE FROM points WHERE ts < ?", (now_ms - self.retention_ms,)
+                    )
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise WriteError(f"local writer {self.path}: {exc}", retryable=True) from exc
+
+    def latest(self, measurement: str, field: str, **tags: str) -> tuple[int, Any] | None:
+        """(ts_ms, value) of the newest point of the series with exactly these tags."""
+        if self._db is None:
+            return None
+        tagstr = ",".join(f"{k}={v}" for k, v in sorted(tags.items()))
+        with self._lock:
+            row = self._db.execute(
+                "SELECT ts, value FROM points WHERE measurement=? AND tags=? AND field=?"
+                " ORDER BY ts DESC LIMIT 1",
+                (measurement, tagstr, field),
+            ).fetchone()
+        return None if row is None else (int(row[0]), row[1])
+
+    def count(self) -> int:
+        if self._db is None:
+            return 0
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM points").fetchone()[0])
+
+    def ping(self) -> bool:
+        return self._db is not None
+
+    def close(self) -> None:
+        if self._db is not None:
+            with self._lock:
+                self._db.close()
+            self._db = None
+
+
+class NullWriter:
+    """Discards everything (output = "none"): detection and tickets without storage."""
+
+    def connect(self) -> None:
+        pass
+
+    def write(self, lines: list[str]) -> None:
+        pass
+
+    def ping(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def make_writer(settings: InfluxSettings) -> Writer:
+    """The sink selected by `influx.output`, not yet connected."""
+    if settings.output == "v2":
+        return V2Writer(
+            settings.url, settings.token(), settings.org, settings.bucket, settings.timeout_ms
+        )
+    if settings.output == "v1":
+        return V1Writer(
+            settings.url,
+            settings.database,
+            settings.username,
+            settings.password(),
+            settings.timeout_ms,
+        )
+    if settings.output == "local":
+        return LocalWriter(settings.local_path, settings.local_retention_h)
+    return NullWriter()

@@ -1,0 +1,422 @@
+"""The collector process wired together: MQTT -> queue -> batch writer -> ack, plus detection.
+
+```
+ paho thread ──on_message──> bounded queue ──> writer loop (one thread):
+                                                decode + validate   (bad: dead letter, ack)
+                                                encode lines, detect findings (per batch)
+                                                write batch (retry with backoff, no ack)
+                                                ack the batch's messages
+```
+A message is acknowledged only after its points are accepted by the sink (or it was
+refused as a dead letter), so the broker keeps anything not stored. While the sink is
+down the loop retries the same batch and takes nothing new; the broker stops delivering
+once `max_pending` messages wait for their ack (MQTT 5 Receive Maximum). Mosquitto 2.0.11
+does not keep to that window (measured: each PUBACK lets a whole window through), so
+the bound that holds is ours: the batch (<= max_pending) plus the full queue
+(max_pending + 1); past that `_enqueue` blocks paho's thread and TCP pushes back.
+Findings go to the ticket service (if any) in the same loop; the ticket service's
+listener adds one `ticket` point per state change to the next batch. Those points are
+best-effort history: a crash before that batch loses them, while the ticket itself is
+safe in SQL (the source of truth, served by the API); see docs/delivery.md.
+Once a batch is stored, its snapshots' seqs go to the delivery tracker
+(collector/delivery.py: gaps, duplicates), before the ack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from collector.detect.engine import Detector
+from collector.detect.findings import Finding
+from collector.influx.errors import WriteError
+from collector.influx.lineproto import TicketChangeLike, snapshot_lines, ticket_line
+from collector.influx.writers import Writer, make_writer
+from collector.ingest.decode import Decoded, DecodeError, decode
+from collector.ingest.mqtt_consumer import Inbound, MqttConsumer, MqttOptions
+from collector.metrics import Metrics
+from collector.settings import CollectorSettings
+from collector.state import ScreenDirectory, ScreenState
+
+if TYPE_CHECKING:
+    from collector.api.app import ApiContext
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+_STORED, _DROPPED, _GAVE_UP = object(), object(), object()  # outcomes of _write()
+_MAX_UNAPPLIED = 100_000
+# Write a batch early when no message came for this long: the broker sends at most its
+# in-flight window before it waits for our acks, so waiting out the whole flush interval
+# would cap throughput at one window per interval. Measured (1,000 snapshots, MQTT
+# 3.1.1, Mosquitto): 526 msg/s without, 965 msg/s with; a steady inflow still fills
+# batches up to batch_size / flush_interval_ms.
+_IDLE_FLUSH_S = 0.02
+
+
+class Collector:
+    """One collector process, usable in-process (demo, tests) or from `collector.cli`.
+
+    `tickets` is a `collector.tickets.service.TicketService` or None (data path only);
+    the caller owns it (creates and closes it). `writer` overrides `influx.output`.
+    """
+
+    def __init__(
+        self,
+        settings: CollectorSettings,
+        *,
+        tickets: Any = None,
+        writer: Writer | None = None,
+        screens: ScreenDirectory | None = None,
+        clock_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tickets = tickets
+        self.writer: Writer = writer if writer is not None else make_writer(settings.influx)
+        self.screens = screens if screens is not None else ScreenDirectory()
+        self.metrics = Metrics()
+        self.detector = Detector(settings.detect)
+        self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        inf = settings.influx
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=inf.max_pending + 1)
+        self.consumer = MqttConsumer(
+            MqttOptions.from_settings(settings.mqtt, receive_maximum=inf.max_pending),
+            self._enqueue,
+            lambda up: self.metrics.set("connected", up),
+        )
+        self._ticket_lines: list[str] = []
+        self._ticket_lock = threading.Lock()
+        self._unapplied: list[Finding] = []
+        self.delivery = self.metrics.delivery
+        self._stopping = threading.Event()
+        self._give_up = threading.Event()  # stop() ran out of time: leave unacked
+        self._thread: threading.Thread | None = None
+        self._writer_ok = False
+        if tickets is not None:
+            tickets.add_listener(self._on_ticket_change)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect the sink (failures are retried by the loop) and the broker, start the loop."""
+        try:
+            self.writer.connect()
+        except Exception as exc:
+            raise WriteError(
+                f"cannot set up the {self.settings.influx.output} sink: {exc}", retryable=False
+            ) from exc
+        self._thread = threading.Thread(target=self._run, name="collector-writer", daemon=True)
+        self._thread.start()
+        self.consumer.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop taking messages, store and ack what was taken, then disconnect.
+
+        If the sink is still down after `timeout_s`, the taken messages stay
+        unacknowledged: the broker redelivers them to the next session.
+        """
+        if self._thread is None:
+            return
+        self.consumer.pause()
+        self._stopping.set()
+        with contextlib.suppress(queue.Full):  # then the loop sees _stopping once drained
+            self._queue.put_nowait(_STOP)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            self._give_up.set()
+            self._thread.join(5.0)
+        self.consumer.stop()
+        self.writer.close()
+        self._thread = None
+
+    def wait_connected(self, timeout_s: float = 10.0) -> bool:
+        return self.consumer.wait_connected(timeout_s)
+
+    # -- health ---------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        broker = self.consumer.connected
+        influx = self.writer.ping()
+        database = True
+        if self.tickets is not None:
+            try:
+                # TicketService.ping() raises when the database is unreachable.
+                database = self.tickets.ping() is not False
+            except Exception:
+                database = False
+        snap = self.metrics.snapshot()
+        return {
+            "status": "ok" if broker and influx and database else "degraded",
+            "broker": {
+                "ok": broker,
+                "host": self.settings.mqtt.host,
+                "port": self.settings.mqtt.port,
+            },
+            "database": {"ok": database, "enabled": self.tickets is not None},
+            "influx": {"ok": influx, "output": self.settings.influx.output},
+            "pending": snap["pending"],
+            "last_error": snap["last_error"],
+        }
+
+    def metrics_text(self) -> str:
+        return self.metrics.render()
+
+    def status_line(self) -> str:
+        s = self.metrics.snapshot()
+        received = s["received"]
+        dead = s["dead_letters"]
+        assert isinstance(received, dict) and isinstance(dead, dict)
+        return (
+            f"broker={'up' if s['connected'] else 'down'} received={sum(received.values())} "
+            f"stored_points={s['stored_points']} dead_letters={sum(dead.values())} "
+            f"pending={s['pending']} findings={s['findings']} seq_gaps={s['seq_gaps']} "
+            f"seq_missing={s['seq_missing']} seq_duplicates={s['seq_duplicates']}"
+        )
+
+    # -- paho thread ----------------------------------------------------------------------
+
+    def _enqueue(self, msg: Inbound) -> None:
+        # Blocks only if the broker ignored Receive Maximum (MQTT 3.1.1, Mosquitto 2.0.11
+        # after acks): that stalls paho's loop, which is the backpressure left then.
+        while not self._stopping.is_set():
+            try:
+                self._queue.put(msg, timeout=0.5)
+            except queue.Full:
+                continue
+            self.metrics.inc("pending")
+            return
+
+    def _on_ticket_change(self, change: TicketChangeLike) -> None:
+        # Called by the ticket service from any thread (also API requests).
+        line = ticket_line(change)
+        with self._ticket_lock:
+            self._ticket_lines.append(line)
+
+    # -- writer loop ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        inf = self.settings.influx
+        flush_s = inf.flush_interval_ms / 1000.0
+        next_agent_check = time.monotonic() + 1.0
+        stopping = False
+        while True:
+            msgs: list[Inbound] = []
+            docs: list[dict[str, Any]] = []
+            lines: list[str] = []
+            deadline: float | None = None
+            while len(lines) < inf.batch_size and len(msgs) < inf.max_pending:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    break
+                timeout = 0.5 if deadline is None else min(deadline - now, _IDLE_FLUSH_S)
+                try:
+                    item = self._queue.get(timeout=timeout)
+                except queue.Empty:
+                    break  # idle (housekeeping) or the inflow paused: write what we have
+                if item is _STOP:
+                    stopping = True
+                    break
+                if deadline is None:
+                    deadline = time.monotonic() + flush_s
+                msgs.append(item)
+                self._decode_one(item, docs, lines)
+            if stopping:
+                self._drain_queue(msgs, docs, lines)
+            self._detect(docs)
+            if time.monotonic() >= next_agent_check:
+                next_agent_check = time.monotonic() + 1.0
+                self._apply(self.detector.check_agents(self._clock_ms()))
+            with self._ticket_lock:
+                lines += self._ticket_lines
+                self._ticket_lines = []
+            outcome = self._write(lines) if lines else _STORED
+            if outcome is _GAVE_UP:
+                return  # stop() gave up: leave the batch unacknowledged
+            if outcome is _STORED:
+                # Refused (dropped) snapshots are not recorded, so they show as missing.
+                self.delivery.record_docs(docs)
+            for msg in msgs:
+                self.consumer.ack(msg)
+            if msgs:
+                self.metrics.inc("pending", -len(msgs))
+            if stopping or (self._stopping.is_set() and self._queue.empty()):
+                return
+
+    def _drain_queue(
+        self, msgs: list[Inbound], docs: list[dict[str, Any]], lines: list[str]
+    ) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not _STOP:
+                msgs.append(item)
+                self._decode_one(item, docs, lines)
+
+    def _decode_one(self, msg: Inbound, docs: list[dict[str, Any]], lines: list[str]) -> None:
+        try:
+            decoded = decode(msg.topic, msg.payload)
+        except DecodeError as exc:
+            self.metrics.inc("dead_letters", label=exc.reason)
+            self.metrics.error(str(exc))
+            log.warning("dead letter (%s) on %s: %s", exc.reason, msg.topic, exc)
+            return
+        self.metrics.inc("received", label=decoded.kind)
+        try:
+            self._accept(decoded, msg, docs, lines)
+        except Exception as exc:  # a bug must cost one message, never the writer loop
+            self.metrics.inc("dead_letters", label="internal")
+            self.metrics.error(f"{msg.topic}: {exc!r}")
+            log.exception("internal error on a message from %s (acked, not stored)", msg.topic)
+
+    def _accept(
+        self, decoded: Decoded, msg: Inbound, docs: list[dict[str, Any]], lines: list[str]
+    ) -> None:
+        doc = decoded.doc
+        if decoded.kind == "telemetry":
+            docs.append(doc)
+            lines += snapshot_lines(doc)
+            self.screens.update(
+                ScreenState(
+                    site=doc["site"],
+                    screen=doc["screen"],
+                    agent=doc["agent"],
+                    seq=doc["seq"],
+                    ts_ms=doc["ts"],
+                    snapshot=doc,
+                    received_ms=msg.received_ms,
+                )
+            )
+        elif decoded.kind == "status":
+            self.screens.set_agent_status(decoded.site, decoded.name, doc)
+            self._apply(
+                self.detector.process_status(decoded.site, decoded.name, doc, msg.received_ms)
+            )
+
+    def _detect(self, docs: list[dict[str, Any]]) -> None:
+        if not docs:
+            return
+        try:
+            findings = self.detector.process(docs, self._clock_ms())
+        except Exception as exc:  # storing the data matters more than one batch's findings
+            self.metrics.error(f"detection: {exc!r}")
+            log.exception("detection failed on a batch of %d snapshots", len(docs))
+            return
+        self._apply(findings)
+
+    def _apply(self, findings: list[Finding]) -> None:
+        if findings:
+            self.metrics.inc("findings", len(findings))
+            for f in findings:
+                log.info(
+                    "finding %s %s%s",
+                    f.key,
+                    "ACTIVE" if f.active else "cleared",
+                    f" ({f.detail})" if f.detail else "",
+                )
+        if self.tickets is None:
+            return
+        batch = self._unapplied + findings
+        if not batch:
+            return
+        try:
+            self.tickets.apply_findings(batch)
+        except Exception as exc:
+            # Detection state has moved on, so keep the findings and retry next batch.
+            self.metrics.inc("ticket_errors")
+            self.metrics.error(f"ticket service: {exc}")
+            log.exception("ticket service failed on %d findings", len(batch))
+            self._unapplied = batch[-_MAX_UNAPPLIED:]
+        else:
+            self._unapplied = []
+
+    def _write(self, lines: list[str]) -> object:
+        """Store `lines`: `_STORED`, `_DROPPED` (refused as bad data) or `_GAVE_UP` (stop()).
+
+        Anything but a refusal is retried with the same batch, unexpected exceptions
+        too: dropping the batch unacknowledged would pin its messages in the broker's
+        in-flight window until the next reconnect.
+        """
+        backoff = 0.2
+        max_backoff = self.settings.influx.retry_max_s
+        while True:
+            try:
+                try:
+                    self.writer.write(lines)
+                except WriteError:
+                    raise
+                except Exception as exc:  # a sink bug or an odd library error
+                    log.exception("unexpected error from the %s sink", self.settings.influx.output)
+                    raise WriteError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
+            except WriteError as exc:
+                kind = "retryable" if exc.retryable else "fatal"
+                self.metrics.inc("write_errors", label=kind)
+                self.metrics.error(str(exc))
+                if not exc.retryable:
+                    log.error("sink refused %d points as bad data, dropped: %s", len(lines), exc)
+                    self.metrics.inc("dropped_points", len(lines))
+                    return _DROPPED
+                log.warning(
+                    "write of %d points failed, retry in %.1f s: %s", len(lines), backoff, exc
+                )
+                if self._give_up.wait(backoff):
+                    return _GAVE_UP
+                backoff = min(backoff * 2, max_backoff)
+                continue
+            self.metrics.inc("stored_points", len(lines))
+            self.metrics.inc("stored_batches")
+            return _STORED
+
+
+class ApiServer:
+    """uvicorn in a daemon thread; `port` is the bound port (useful with port 0)."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        import uvicorn
+
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.host = host
+        self.port: int = self._sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._sock]},
+            name="collector-api",
+            daemon=True,
+        )
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"API server on {self.host}:{self.port} did not start")
+            time.sleep(0.02)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout_s)
+        self._sock.close()
+
+
+def serve_api(ctx: ApiContext, host: str = "127.0.0.1", port: int = 0) -> ApiServer:
+    """Run the REST API for `ctx` in a thread; returns once it accepts connections."""
+    from collector.api.app import create_app
+
+    server = ApiServer(create_app(ctx), host, port)
+    server.start()
+    return server

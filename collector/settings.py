@@ -1,0 +1,218 @@
+"""The collector's one typed configuration, read once from TOML at start.
+
+Every option has a default that suits a single-machine installation, and every error
+names the dotted key (`influx.batch_size: ...`) so an operator can fix the file without
+reading code. Secrets are never values in the file: they come from a file or an
+environment variable, are read only when needed and never appear in a repr or a log.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ledwatch.errors import ConfigError
+from ledwatch.secrets import read_secret
+
+Role = Literal["viewer", "engineer", "admin"]
+
+
+class _Section(BaseModel):
+    # Unknown keys are refused: a typo must fail at start, not silently keep a default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsSettings(_Section):
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together")
+        return self
+
+
+class MqttSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password_file: Path | None = None
+    password_env: str | None = None
+    tls: TlsSettings | None = None
+    client_id: str = Field(default="ledwatch-collector-1", min_length=1, max_length=128)
+    share_group: str | None = Field(default="collectors", pattern=r"^[A-Za-z0-9_-]*$")
+    qos: Literal[1] = 1
+    clean_start: bool = False
+    protocol: Literal["5", "3.1.1"] = "5"
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    reconnect_min_s: float = Field(default=1.0, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> MqttSettings:
+        if self.password_file is not None and self.password_env:
+            raise ValueError("give password_file or password_env, not both")
+        return self
+
+    def password(self) -> str | None:
+        return read_secret(self.password_file, self.password_env, "mqtt.password")
+
+
+class InfluxSettings(_Section):
+    output: Literal["v2", "v1", "local", "none"] = "local"
+    url: str = "http://127.0.0.1:8086"
+    org: str = ""
+    bucket: str = "ledwatch"
+    token_file: Path | None = None
+    token_env: str | None = None
+    database: str = "ledwatch"
+    username: str | None = None
+    password_file: Path | None = None
+    password_env: str | None = None
+    local_path: Path = Path("/var/collector/telemetry.db")
+    local_retention_h: float = Field(default=48.0, gt=0)
+    batch_size: int = Field(default=5000, ge=1, le=1_000_000)
+    flush_interval_ms: int = Field(default=500, ge=1, le=600_000)
+    max_pending: int = Field(default=10_000, ge=1, le=65_535)
+    timeout_ms: int = Field(default=10_000, ge=100)
+    retry_max_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_output(self) -> InfluxSettings:
+        if self.token_file is not None and self.token_env:
+            raise ValueError("give token_file or token_env, not both")
+        if self.password_file is not None and self.password_env:
+            raise ValueError("give password_file or password_env, not both")
+        if self.output in ("v1", "v2") and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https:// for output {self.output!r}")
+        if self.output == "v2" and not self.bucket:
+            raise ValueError("bucket is required for output 'v2'")
+        if self.output == "v1" and not self.database:
+            raise ValueError("database is required for output 'v1'")
+        return self
+
+    def token(self) -> str | None:
+        return read_secret(self.token_file, self.token_env, "influx.token")
+
+    def password(self) -> str | None:
+        return read_secret(self.password_file, self.password_env, "influx.password")
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///var/collector/tickets.db"
+
+
+class TokenEntry(_Section):
+    token: str | None = Field(default=None, min_length=16)
+    token_env: str | None = None
+    role: Role
+
+    @model_validator(mode="after")
+    def _one(self) -> TokenEntry:
+        if (self.token is None) == (self.token_env is None):
+            raise ValueError("give exactly one of token or token_env")
+        return self
+
+
+class ApiSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    token_file: Path | None = None
+    tokens: list[TokenEntry] = Field(default_factory=list)
+
+    def resolve_tokens(self) -> dict[str, str]:
+        """token -> role; the token file has one `<token> <role>` per line, `#` comments."""
+        result: dict[str, str] = {}
+        if self.token_file is not None:
+            try:
+                text = self.token_file.read_text("utf-8")
+            except OSError as exc:
+                raise ConfigError(
+                    f"api.token_file: cannot read {str(self.token_file)!r}: {exc.strerror}"
+                ) from None
+            for number, raw in enumerate(text.splitlines(), 1):
+                line = raw.split("#", 1)[0].strip()
+                if not line:
+                    continue
+                parts = line.split()
+                if len(parts) != 2 or parts[1] not in ("viewer", "engineer", "admin"):
+                    raise ConfigError(
+                        f"api.token_file: line {number}: expected '<token> <viewer|engineer|admin>'"
+                    )
+                result[parts[0]] = parts[1]
+        for index, entry in enumerate(self.tokens):
+            token = entry.token or read_secret(None, entry.token_env, f"api.tokens.{index}.token")
+            if token:
+                result[token] = entry.role
+        return result
+
+
+class DetectSettings(_Section):
+    card_temp_high_c: float = 75.0
+    psu_fail_v: float = 3.5
+    psu_low_v: float = 4.6
+    fan_min_rpm: float = Field(default=300.0, ge=0)
+    agent_silence_s: float = Field(default=60.0, gt=0)
+    humidity_high_pct: float = Field(default=90.0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _order(self) -> DetectSettings:
+        if not self.psu_fail_v < self.psu_low_v:
+            raise ValueError("psu_fail_v must be lower than psu_low_v")
+        return self
+
+
+class CollectorSettings(_Section):
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    status_interval_s: float = Field(default=60.0, gt=0)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    influx: InfluxSettings = Field(default_factory=InfluxSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    detect: DetectSettings = Field(default_factory=DetectSettings)
+    contracts: dict[str, Any] = Field(default_factory=dict)
+
+
+def _format(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown option"
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+def settings_from_dict(data: dict[str, Any]) -> CollectorSettings:
+    """Validate an already-parsed TOML document; raise `ConfigError` naming the key."""
+    try:
+        settings = CollectorSettings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc)) from None
+    # Read every secret once now so a missing file or variable fails at start.
+    settings.mqtt.password()
+    if settings.influx.output == "v2":
+        settings.influx.token()
+    if settings.influx.output == "v1":
+        settings.influx.password()
+    settings.api.resolve_tokens()
+    return settings
+
+
+def load_settings(path: str | Path) -> CollectorSettings:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}") from None
+    return settings_from_dict(data)

@@ -1,0 +1,220 @@
+"""Per-contract service terms: every figure of DOMAIN.md is a default here and a setting.
+
+Config layout (TOML, under `[contracts]` of the collector config):
+```
+[contracts.default]            # overrides of the shipped defaults for every site
+response_min = 30
+[contracts.sites.acme]         # one site's contract
+onsite_h = 24
+resolve_h = { P1 = 4 }         # unnamed priorities keep their default
+[contracts.sites.acme.screens.lobby]
+acceptance_date = 2026-01-15
+[[contracts.sites.acme.screens.lobby.major_events]]
+name = "launch" ; start = 2026-03-01T18:00:00Z ; end = 2026-03-01T23:00:00Z
+```
+Layers apply in order default -> site -> screen; a key set in a layer replaces the whole
+value below it (except `resolve_h`, whose missing priorities fall back to the defaults).
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import UTC, date, datetime
+from typing import Any, Final, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from collector.detect.findings import DEFAULT_PRIORITY, Fault, Priority
+from ledwatch.contract import check_id
+from ledwatch.errors import ConfigError
+
+MS_PER_MIN: Final = 60_000
+MS_PER_H: Final = 3_600_000
+MS_PER_DAY: Final = 86_400_000
+
+DEFAULT_RESOLVE_H: Final[dict[Priority, float]] = {
+    Priority.P1: 8.0,
+    Priority.P2: 24.0,
+    Priority.P3: 48.0,
+    Priority.P4: 120.0,
+}
+
+
+def _utc(value: datetime) -> datetime:
+    """TOML local date-times carry no offset; LEDwatch reads them as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def to_ms(value: datetime) -> int:
+    return int(_utc(value).timestamp() * 1000)
+
+
+def date_ms(value: date) -> int:
+    return to_ms(datetime(value.year, value.month, value.day, tzinfo=UTC))
+
+
+def add_months_ms(ts_ms: int, months: int) -> int:
+    """`ts_ms` plus whole calendar months (day clamped: Jan 31 + 1 month = Feb 28/29)."""
+    dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    total = dt.month - 1 + months
+    year, month = dt.year + total // 12, total % 12 + 1
+    day = min(dt.day, calendar.monthrange(year, month)[1])
+    return to_ms(dt.replace(year=year, month=month, day=day))
+
+
+class MajorEvent(BaseModel):
+    """A concert, launch or broadcast: any fault on the screen is P1 while it lasts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = ""
+    screen: str | None = None  # None: every screen the layer applies to
+    start: datetime
+    end: datetime
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return _utc(value)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+    def covers(self, screen: str, ts_ms: int) -> bool:
+        if self.screen is not None and self.screen != screen:
+            return False
+        return to_ms(self.start) <= ts_ms < to_ms(self.end)
+
+
+class ContractTerms(BaseModel):
+    """One contract's service terms; the defaults are the figures of DOMAIN.md."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    response_min: float = Field(default=20.0, gt=0, description="first offered solution")
+    onsite_h: float = Field(default=48.0, gt=0, description="engineer on site (2 days)")
+    repair_h: float = Field(default=48.0, gt=0, description="from arrival; past it a spare is lent")
+    resolve_h: dict[Priority, float] = Field(default_factory=lambda: dict(DEFAULT_RESOLVE_H))
+    warranty_months: int = Field(default=12, ge=0)
+    acceptance_date: date | None = None
+    warranty_restart_downtime_days: float = Field(default=30.0, gt=0)
+    repeat_window_days: float = Field(default=30.0, ge=0)
+    survey_satisfied_min: int = Field(default=4, ge=1, le=5)
+    priority_overrides: dict[Fault, Priority] = Field(default_factory=dict)
+    downtime_faults: frozenset[Fault] = frozenset({Fault.CONTROLLER_LOST, Fault.SIGNAL_LOST})
+    major_events: tuple[MajorEvent, ...] = ()
+    resolve_h_named: frozenset[Priority] = Field(default=frozenset(), exclude=True, repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _remember_named(cls, data: Any) -> Any:
+        # Which priorities a config layer named itself (the rest inherit from below).
+        if isinstance(data, dict) and isinstance(data.get("resolve_h"), dict):
+            data = {**data, "resolve_h_named": frozenset(data["resolve_h"])}
+        return data
+
+    @field_validator("resolve_h")
+    @classmethod
+    def _fill_resolve(cls, value: dict[Priority, float]) -> dict[Priority, float]:
+        for prio, hours in value.items():
+            if hours <= 0:
+                raise ValueError(f"{prio.value} must be > 0 hours")
+        return {**DEFAULT_RESOLVE_H, **value}
+
+    def priority_for(self, fault: Fault, screen: str, ts_ms: int) -> Priority:
+        if self.in_major_event(screen, ts_ms):
+            return Priority.P1
+        return self.priority_overrides.get(fault, DEFAULT_PRIORITY[fault])
+
+    def in_major_event(self, screen: str, ts_ms: int) -> bool:
+        return any(ev.covers(screen, ts_ms) for ev in self.major_events)
+
+    def deadlines(self, priority: Priority, start_ms: int) -> dict[str, int]:
+        """SLA deadlines of a service cycle that starts at `start_ms` (column -> ms)."""
+        return {
+            "response_due_ms": start_ms + round(self.response_min * MS_PER_MIN),
+            "onsite_due_ms": start_ms + round(self.onsite_h * MS_PER_H),
+            "resolve_due_ms": start_ms + round(self.resolve_h[priority] * MS_PER_H),
+        }
+
+    def satisfied(self, score: int) -> bool:
+        return score >= self.survey_satisfied_min
+
+
+def _key_path(prefix: str, loc: tuple[int | str, ...]) -> str:
+    return ".".join([prefix, *(str(p) for p in loc if p != "[key]")])
+
+
+def _validate_layer(raw: Any, prefix: str) -> ContractTerms:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix}: must be a table, got {type(raw).__name__}")
+    try:
+        return ContractTerms.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{_key_path(prefix, first['loc'])}: {first['msg']}") from None
+
+
+def _overlay(base: ContractTerms, layer: ContractTerms) -> ContractTerms:
+    update = {k: getattr(layer, k) for k in layer.model_fields_set}
+    if "resolve_h" in update:
+        # The layer was filled with the shipped defaults; a lower layer's figures win over those.
+        named = layer.resolve_h_named
+        update["resolve_h"] = {
+            p: (h if p in named else base.resolve_h[p]) for p, h in layer.resolve_h.items()
+        }
+    return base.model_copy(update=update)
+
+
+class ContractBook:
+    """Terms per (site, screen), merged and validated once at start."""
+
+    def __init__(
+        self,
+        default: ContractTerms | None = None,
+        sites: dict[str, ContractTerms] | None = None,
+        screens: dict[tuple[str, str], ContractTerms] | None = None,
+    ) -> None:
+        self.default = default or ContractTerms()
+        self._sites = dict(sites or {})
+        self._screens = dict(screens or {})
+
+    @classmethod
+    def from_config(cls, raw: dict[str, Any] | None, prefix: str = "contracts") -> ContractBook:
+        """Build from the `[contracts]` table; errors name the key (`contracts.sites.x.y`)."""
+        raw = dict(raw or {})
+        unknown = set(raw) - {"default", "sites"}
+        if unknown:
+            raise ConfigError(f"{prefix}.{sorted(unknown)[0]}: unknown key (use default, sites)")
+        default_layer = _validate_layer(raw.get("default", {}), f"{prefix}.default")
+        default = _overlay(ContractTerms(), default_layer)
+        sites: dict[str, ContractTerms] = {}
+        screens: dict[tuple[str, str], ContractTerms] = {}
+        raw_sites = raw.get("sites", {})
+        if not isinstance(raw_sites, dict):
+            raise ConfigError(f"{prefix}.sites: must be a table")
+        for site, site_raw in raw_sites.items():
+            site_prefix = f"{prefix}.sites.{site}"
+            check_id(site, site_prefix)
+            site_raw = dict(site_raw) if isinstance(site_raw, dict) else site_raw
+            screens_raw = site_raw.pop("screens", {}) if isinstance(site_raw, dict) else {}
+            site_terms = _overlay(default, _validate_layer(site_raw, site_prefix))
+            sites[site] = site_terms
+            if not isinstance(screens_raw, dict):
+                raise ConfigError(f"{site_prefix}.screens: must be a table")
+            for screen, screen_raw in screens_raw.items():
+                screen_prefix = f"{site_prefix}.screens.{screen}"
+                check_id(screen, screen_prefix)
+                screens[(site, screen)] = _overlay(
+                    site_terms, _validate_layer(screen_raw, screen_prefix)
+                )
+        return cls(default, sites, screens)
+
+    def terms(self, site: str, screen: str) -> ContractTerms:
+        found = self._screens.get((site, screen))
+        if found is not None:
+            return found
+        return self._sites.get(site, self.default)

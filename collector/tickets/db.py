@@ -1,0 +1,166 @@
+"""SQL schema (SQLAlchemy 2 Core) for tickets; runs on SQLite (WAL) and PostgreSQL.
+
+`metadata.create_all` creates missing tables at start. Later schema changes go through
+Alembic migrations generated against this `metadata`, so keep names explicit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    make_url,
+)
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import StaticPool
+
+from ledwatch.errors import ConfigError
+
+# Named constraints make later Alembic migrations deterministic on every backend.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Ms = BigInteger  # ms since the Unix epoch, UTC
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(255), nullable=False),  # site/screen/component/fault
+    # = key while the ticket is not closed, NULL once closed: the unique index keeps one
+    # open ticket per fault key even with several collector processes on one database.
+    Column("open_key", String(255), nullable=True),
+    Column("site", String(64), nullable=False),
+    Column("screen", String(64), nullable=False),
+    Column("component", String(128), nullable=False),
+    Column("fault", String(32), nullable=False),
+    Column("priority", String(2), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("source", String(8), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    Column("reporter", String(128), nullable=True),
+    Column("engineer", String(128), nullable=True),
+    Column("opened_ms", Ms, nullable=False),
+    Column("reopened_ms", Ms, nullable=True),
+    Column("acknowledged_ms", Ms, nullable=True),
+    Column("dispatched_ms", Ms, nullable=True),
+    Column("arrived_ms", Ms, nullable=True),
+    Column("cleared_ms", Ms, nullable=True),
+    Column("resolved_ms", Ms, nullable=True),
+    Column("closed_ms", Ms, nullable=True),
+    Column("response_due_ms", Ms, nullable=False),
+    Column("onsite_due_ms", Ms, nullable=False),
+    Column("resolve_due_ms", Ms, nullable=False),
+    Column("repair_due_ms", Ms, nullable=True),
+    Column("in_warranty", Boolean, nullable=True),
+    Column("reopen_count", Integer, nullable=False, default=0),
+    Column("repeat_of", Integer, ForeignKey("tickets.id"), nullable=True),
+    Column("root_cause", Text, nullable=True),
+    Column("resolution", String(8), nullable=True),
+    Column("product_fault", Boolean, nullable=False, default=True),
+    UniqueConstraint("open_key"),
+    Index("ix_tickets_key_id", "key", "id"),
+    Index("ix_tickets_site_screen", "site", "screen"),
+    Index("ix_tickets_state", "state"),
+    Index("ix_tickets_opened_ms", "opened_ms"),
+)
+
+ticket_events = Table(
+    "ticket_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False, index=True),
+    Column("ts_ms", Ms, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("step", String(16), nullable=False),
+    Column("from_state", String(16), nullable=True),
+    Column("to_state", String(16), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+)
+
+surveys = Table(
+    "surveys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("satisfied", Boolean, nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    Column("ts_ms", Ms, nullable=False, index=True),
+    Column("actor", String(128), nullable=False),
+    UniqueConstraint("ticket_id"),  # one rating per ticket; a later one replaces it
+)
+
+# Screen-dark periods (faults in the contract's `downtime_faults`): the availability KPI
+# and, where `product_fault` holds, the warranty extension are computed from these rows.
+downtime = Table(
+    "downtime",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site", String(64), nullable=False),
+    Column("screen", String(64), nullable=False),
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False, index=True),
+    Column("start_ms", Ms, nullable=False),
+    Column("end_ms", Ms, nullable=True),
+    Column("product_fault", Boolean, nullable=False, default=True),
+    Index("ix_downtime_site_screen", "site", "screen"),
+)
+
+
+def make_engine(db_url: str) -> Engine:
+    """An engine for `db_url`; SQLite gets WAL, foreign keys and a busy timeout."""
+    kwargs: dict[str, Any] = {}
+    try:
+        url = make_url(db_url)
+    except ArgumentError as exc:
+        raise ConfigError(f"database.url: {db_url!r} is not an SQLAlchemy URL ({exc})") from None
+    is_sqlite = url.get_backend_name() == "sqlite"
+    if is_sqlite and url.database and url.database != ":memory:":
+        try:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"database.url: cannot create the folder of {url.database}: {exc}"
+            ) from None
+    if is_sqlite and not (url.database and url.database != ":memory:"):
+        kwargs["poolclass"] = StaticPool  # one shared in-memory database for every thread
+    if is_sqlite:
+        # Ingest and API threads share the engine; writes are serialised by the service.
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 15}
+    try:
+        engine = create_engine(url, **kwargs)
+    except (ArgumentError, ImportError) as exc:
+        raise ConfigError(f"database.url: cannot use {url.drivername!r}: {exc}") from None
+    if is_sqlite:
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            if url.database and url.database != ":memory:":
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+    return engine

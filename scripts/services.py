@@ -1,0 +1,689 @@
+#!/usr/bin/env python3
+"""Real servers for the tests: Mosquitto, VictoriaMetrics, InfluxDB 1.x and socat pty pairs.
+
+DESIGN.md asks for real parts in tests, so this module starts the Debian-packaged
+servers as private child processes: each binds to 127.0.0.1 on a free port, keeps its
+data, config and log in a caller-given directory and never touches the system-wide
+instance. Standard library only, so `make test` can run it before any venv exists.
+
+Run as a script, `python scripts/services.py install` installs the missing Debian
+packages (apt-get, with sudo when not root) without leaving their system services
+running on the default ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import base64
+import contextlib
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+LOG_TAIL_LINES = 30
+
+# command the tests need -> (absolute path, Debian package that ships it)
+BINARIES: dict[str, tuple[str, str]] = {
+    "mosquitto": ("/usr/sbin/mosquitto", "mosquitto"),
+    "influxd": ("/usr/bin/influxd", "influxdb"),
+    "victoria-metrics": ("/usr/bin/victoria-metrics", "victoria-metrics"),
+    "socat": ("/usr/bin/socat", "socat"),
+}
+
+# init scripts / units a package install may start, and the process name to look for
+SYSTEM_SERVICES: dict[str, str] = {
+    "mosquitto": "mosquitto",
+    "influxdb": "influxd",
+    "victoria-metrics": "victoria-metrics",
+}
+
+
+class ServiceError(RuntimeError):
+    """A test server could not be started, reached or stopped; the message has its log tail."""
+
+
+def binary(name: str) -> str | None:
+    """Absolute path of a needed command (its Debian path first, then PATH), or None."""
+    path = BINARIES[name][0] if name in BINARIES else ""
+    if path and os.access(path, os.X_OK):
+        return path
+    return shutil.which(name)
+
+
+def missing_binaries() -> list[str]:
+    return [name for name in BINARIES if binary(name) is None]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the kernel picks it, so parallel runs differ)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+
+def http(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout_s: float = 10.0,
+) -> tuple[int, bytes]:
+    """One HTTP request; returns (status, body) for every status instead of raising on 4xx/5xx."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def basic_auth(username: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+# Every child we start, so an interrupted run (Ctrl-C, a crashed session) leaves none behind.
+_LIVE: set[subprocess.Popen[bytes]] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for proc in list(_LIVE):
+        _terminate(proc)
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT_S)
+    _LIVE.discard(proc)
+
+
+class Service:
+    """One server process: config written into `tmpdir`, log in `tmpdir/<name>.log`.
+
+    `stop()` then `start()` (or `restart()`) brings it back on the same port with the same
+    data, which is what broker-outage and database-outage tests need.
+    """
+
+    name: ClassVar[str] = "service"
+    host = "127.0.0.1"
+
+    def __init__(self, tmpdir: str | os.PathLike[str], port: int | None = None) -> None:
+        self.dir = Path(tmpdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.log_path = self.dir / f"{self.name}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # -- hooks for subclasses ------------------------------------------------------------
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _prepare(self) -> None:
+        """Write config files; called before every start."""
+
+    def _ready(self) -> bool:
+        return port_open(self.port)
+
+    def _after_start(self, first: bool) -> None:
+        """Called once the server answers; `first` is True on its first start only."""
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> Self:
+        if self.is_running():
+            return self
+        self._prepare()
+        first = not getattr(self, "_started_once", False)
+        with self.log_path.open("ab") as log:
+            log.write(f"\n--- start {time.strftime('%H:%M:%S')}: {self._command()}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                self._command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.dir,
+                start_new_session=True,  # Ctrl-C in pytest must not kill it before teardown
+            )
+        self._proc = proc
+        _LIVE.add(proc)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._ready():
+            if proc.poll() is not None:
+                self._proc = None
+                _LIVE.discard(proc)
+                raise ServiceError(
+                    f"{self.name} exited with code {proc.returncode} at start; "
+                    f"log {self.log_path}:\n{log_tail(self.log_path)}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServiceError(
+                    f"{self.name} did not answer on 127.0.0.1:{self.port} within "
+                    f"{START_TIMEOUT_S:.0f} s; log {self.log_path}:\n{log_tail(self.log_path)}"
+                )
+            time.sleep(0.05)
+        self._after_start(first)
+        self._started_once = True
+        return self
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            _terminate(self._proc)
+            self._proc = None
+
+    def restart(self) -> Self:
+        self.stop()
+        return self.start()
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def log(self) -> str:
+        """The tail of the server's log, for assertion messages."""
+        return log_tail(self.log_path)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_running() else "stopped"
+        return f"<{type(self).__name__} 127.0.0.1:{self.port} {state} dir={self.dir}>"
+
+
+class Mosquitto(Service):
+    """Mosquitto 2.x with persistence in `tmpdir`, one plain listener on 127.0.0.1:port.
+
+    `extra_conf` is appended after that listener, so it can add listener options (TLS
+    `certfile`/`keyfile`), more `listener` blocks, `password_file`, `acl_file`, or set
+    `allow_anonymous false`. A `per_listener_settings` line is moved to the top, where
+    Mosquitto needs it.
+    """
+
+    name = "mosquitto"
+
+    def __init__(
+        self, tmpdir: str | os.PathLike[str], port: int | None = None, extra_conf: str = ""
+    ) -> None:
+        super().__init__(tmpdir, port)
+        self.extra_conf = extra_conf
+        self.conf_path = self.dir / "mosquitto.conf"
+
+    def _prepare(self) -> None:
+        extra = self.extra_conf.splitlines()
+        head = [ln for ln in extra if ln.strip().startswith("per_listener_settings")]
+        rest = [ln for ln in extra if ln not in head]
+        lines = [
+            *head,
+            # run as whoever we are: as root Mosquitto would switch to the `mosquitto` user,
+            # which may not be able to write to tmpdir.
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
+            "persistence true",
+            f"persistence_location {self.dir}/",
+            "autosave_interval 1",
+            f"log_dest file {self.log_path}",
+            # not `all`: debug lines for every PUBLISH would slow a high-rate test
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "log_timestamp_format %H:%M:%S",
+            f"listener {self.port} 127.0.0.1",
+        ]
+        if not any(ln.strip().startswith("allow_anonymous") for ln in rest):
+            lines.append("allow_anonymous true")
+        lines += rest
+        self.conf_path.write_text("\n".join(lines) + "\n")
+
+    def _command(self) -> list[str]:
+        return [binary("mosquitto") or "mosquitto", "-c", str(self.conf_path)]
+
+
+class VictoriaMetrics(Service):
+    """VictoriaMetrics single node, the InfluxDB 2.x stand-in (accepts `/api/v2/write`).
+
+    Line protocol `meas field=1` is stored as metric `meas_field` with the tags as labels.
+    """
+
+    name = "victoria-metrics"
+
+    def __init__(self, tmpdir: str | os.PathLike[str], port: int | None = None) -> None:
+        super().__init__(tmpdir, port)
+        self.data_dir = self.dir / "vm-data"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _command(self) -> list[str]:
+        return [
+            binary("victoria-metrics") or "victoria-metrics",
+            f"-httpListenAddr=127.0.0.1:{self.port}",
+            f"-storageDataPath={self.data_dir}",
+            "-retentionPeriod=100y",  # tests write old timestamps on purpose
+            # Keep one sample per series and timestamp, as InfluxDB does (a re-delivered
+            # snapshot overwrites itself); without it VictoriaMetrics keeps duplicates.
+            "-dedup.minScrapeInterval=1ms",
+            "-search.disableCache",  # a read right after a write must see it
+            "-search.latencyOffset=0s",
+            "-loggerLevel=WARN",
+            "-http.shutdownDelay=0s",
+        ]
+
+    def _ready(self) -> bool:
+        try:
+            return http("GET", f"{self.url}/health", timeout_s=1.0)[0] == 200
+        except OSError:
+            return False
+
+    def flush(self) -> None:
+        """Make everything written so far readable now (otherwise ~1 s later)."""
+        status, body = http("GET", f"{self.url}/internal/force_flush")
+        if status != 200:
+            raise ServiceError(f"force_flush: HTTP {status}: {body[:200]!r}")
+
+    def export(self, match: str) -> list[dict[str, Any]]:
+        """Series matching a selector like `card_temp_c{site="s1"}`, one dict per series.
+
+        Each dict is `{"metric": {"__name__": ..., label: value}, "values": [...],
+        "timestamps": [ms, ...]}`. The time range is explicit because the default end is
+        "now minus 1 s", which would hide the point a test has just written.
+        """
+        end_s = int(time.time()) + 3 * 86400  # VictoriaMetrics refuses > ~2 days ahead anyway
+        query = urllib.parse.urlencode({"match[]": match, "start": "0", "end": str(end_s)})
+        status, body = http("GET", f"{self.url}/api/v1/export?{query}")
+        if status != 200:
+            raise ServiceError(f"export {match}: HTTP {status}: {body[:300]!r}")
+        return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+
+class InfluxDB1(Service):
+    """InfluxDB 1.x (Debian ships 1.6.7) with auth on, an admin user and database `ledwatch`.
+
+    Auth is on because with it off InfluxDB ignores every credential, so a test could
+    not tell a client that authenticates from one that does not.
+    """
+
+    name = "influxd"
+
+    def __init__(
+        self,
+        tmpdir: str | os.PathLike[str],
+        port: int | None = None,
+        auth: bool = True,
+        username: str = "admin",
+        password: str = "ledwatch-test-pw",
+        database: str = "ledwatch",
+    ) -> None:
+        super().__init__(tmpdir, port)
+        self.auth = auth
+        self.username = username
+        self.password = password
+        self.database = database
+        self.rpc_port = free_port()
+        self.conf_path = self.dir / "influxdb.conf"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _prepare(self) -> None:
+        d = self.dir
+        self.conf_path.write_text(
+            f"""reporting-disabled = true
+bind-address = "127.0.0.1:{self.rpc_port}"
+[meta]
+  dir = "{d}/meta"
+[data]
+  dir = "{d}/data"
+  wal-dir = "{d}/wal"
+  query-log-enabled = false
+[coordinator]
+  log-queries-after = "0s"
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{self.port}"
+  auth-enabled = {"true" if self.auth else "false"}
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[subscriber]
+  enabled = false
+[continuous_queries]
+  enabled = false
+"""
+        )
+
+    def _command(self) -> list[str]:
+        return [binary("influxd") or "influxd", "-config", str(self.conf_path)]
+
+    def _ready(self) -> bool:
+        try:
+            return http("GET", f"{self.url}/ping", timeout_s=1.0)[0] == 204
+        except OSError:
+            return False
+
+    def _after_start(self, first: bool) -> None:
+        if not first:
+            return
+        # With auth on, InfluxDB accepts exactly one unauthenticated query: creating the
+        # first admin user.
+        q = f"CREATE USER \"{self.username}\" WITH PASSWORD '{self.password}' WITH ALL PRIVILEGES"
+        status, body = http(
+            "POST",
+            f"{self.url}/query",
+            urllib.parse.urlencode({"q": q}).encode(),
+            {"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        if status != 200 or b'"error"' in body:
+            raise ServiceError(f"creating the admin user: HTTP {status}: {body[:300]!r}")
+        self.query(f'CREATE DATABASE "{self.database}"')
+
+    def headers(self) -> dict[str, str]:
+        return basic_auth(self.username, self.password)
+
+    def query(self, influxql: str, database: str | None = None) -> dict[str, Any]:
+        """Run InfluxQL (POST, so CREATE/DROP work too) and return the JSON answer.
+
+        Raises ServiceError on an HTTP error or a statement error, so a typo in a test's
+        query fails loudly rather than looking like "no rows".
+        """
+        form = {"q": influxql, "db": database or self.database, "epoch": "ms"}
+        status, body = http(
+            "POST",
+            f"{self.url}/query",
+            urllib.parse.urlencode(form).encode(),
+            {"Content-Type": "application/x-www-form-urlencoded", **self.headers()},
+        )
+        if status != 200:
+            raise ServiceError(f"query {influxql!r}: HTTP {status}: {body[:300]!r}")
+        answer: dict[str, Any] = json.loads(body)
+        errors = [r["error"] for r in answer.get("results", []) if "error" in r]
+        if "error" in answer or errors:
+            raise ServiceError(f"query {influxql!r}: {answer.get('error') or errors}")
+        return answer
+
+    def write(self, lines: str, precision: str = "ns", database: str | None = None) -> None:
+        """POST line protocol to `/write` with Basic auth; raises ServiceError unless 204."""
+        query = urllib.parse.urlencode({"db": database or self.database, "precision": precision})
+        status, body = http("POST", f"{self.url}/write?{query}", lines.encode(), self.headers())
+        if status != 204:
+            raise ServiceError(f"write: HTTP {status}: {body[:300]!r}")
+
+    def rows(self, influxql: str) -> list[dict[str, Any]]:
+        """The first statement's rows as dicts (column -> value), tags merged in; [] if none."""
+        out: list[dict[str, Any]] = []
+        result = self.query(influxql)["results"][0]
+        for series in result.get("series", []):
+            for values in series.get("values", []):
+                row = dict(series.get("tags") or {})
+                row.update(zip(series["columns"], values, strict=True))
+                out.append(row)
+        return out
+
+
+class PtyPair:
+    """Two linked pseudo-terminals from socat: bytes written to `.a` come out of `.b` and back.
+
+    A real serial line without hardware: drivers open `.a`, an emulator opens `.b`.
+    """
+
+    def __init__(self, tmpdir: str | os.PathLike[str]) -> None:
+        self.dir = Path(tmpdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.a = str(self.dir / "ttyA")
+        self.b = str(self.dir / "ttyB")
+        self.log_path = self.dir / "socat.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Self:
+        for link in (self.a, self.b):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(link)
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [
+                    binary("socat") or "socat",
+                    "-d",
+                    "-d",
+                    f"pty,raw,echo=0,link={self.a}",
+                    f"pty,raw,echo=0,link={self.b}",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _LIVE.add(self._proc)
+        deadline = time.monotonic() + 10.0
+        # socat logs "starting data transfer loop" once both ends exist and are linked.
+        while "starting data transfer loop" not in log_tail(self.log_path, 50):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise ServiceError(f"socat pty pair failed:\n{log_tail(self.log_path)}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            _terminate(self._proc)
+            self._proc = None
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def socat_pty_pair(tmpdir: str | os.PathLike[str]) -> PtyPair:
+    """A started PtyPair whose links live in `tmpdir`; call `.stop()` when done."""
+    return PtyPair(tmpdir).start()
+
+
+# -- installation -------------------------------------------------------------------------
+
+
+def _running_pids(comm: str) -> list[int]:
+    """Pids of processes named `comm` that we did not start (i.e. system services)."""
+    ours = {p.pid for p in _LIVE}
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in ours:
+            continue
+        with contextlib.suppress(OSError):
+            if (entry / "comm").read_text().strip() == comm[:15]:
+                pids.append(int(entry.name))
+    return pids
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> None:
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, env=env, stdin=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def _no_service_starts(sudo: list[str]) -> Iterator[None]:
+    """Tell invoke-rc.d / deb-systemd-invoke not to start services while packages install.
+
+    Debian's standard switch is /usr/sbin/policy-rc.d exiting 101; containers usually
+    have one already, a fresh VM does not, so we add one only for the install.
+    """
+    policy = Path("/usr/sbin/policy-rc.d")
+    if policy.exists():
+        yield
+        return
+    script = "#!/bin/sh\n# temporary, from ledwatch scripts/services.py install\nexit 101\n"
+    _run([*sudo, "sh", "-c", f"printf '%s' '{script}' > {policy} && chmod 755 {policy}"])
+    try:
+        yield
+    finally:
+        _run([*sudo, "rm", "-f", str(policy)])
+
+
+def _sudo() -> list[str] | None:
+    """The prefix for root commands: [] as root, sudo otherwise (never prompting in CI)."""
+    if os.geteuid() == 0:
+        return []
+    if shutil.which("sudo") is None:
+        return None
+    return ["sudo", "-n"] if os.environ.get("CI") == "true" else ["sudo"]
+
+
+def apt_install(packages: list[str]) -> int:
+    """apt-get update + install, non-interactive, leaving no package service running."""
+    sudo = _sudo()
+    if sudo is None:
+        print("services: not root and no sudo; as root run: apt-get install", *packages)
+        return 1
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    with _no_service_starts(sudo):
+        _run([*sudo, "apt-get", "update", "-q"], env)
+        _run(
+            [*sudo, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q",
+             "--no-install-recommends", *packages],
+            env,
+        )
+    # Belt and braces: a package whose service started anyway would hold the default port.
+    for service, comm in SYSTEM_SERVICES.items():
+        if service in packages and _running_pids(comm):
+            print(f"services: stopping the system {service} service started by its package")
+            with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError):
+                _run([*sudo, "service", service, "stop"])
+            for pid in _running_pids(comm):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGTERM)
+    return 0
+
+
+def install() -> int:
+    """Install the Debian packages for the missing commands; no-op when all are present."""
+    missing = missing_binaries()
+    if not missing:
+        print("services: mosquitto, influxd, victoria-metrics, socat all present")
+        return 0
+    packages = sorted({BINARIES[name][1] for name in missing})
+    print(f"services: missing {', '.join(missing)}; installing {' '.join(packages)}")
+    try:
+        rc = apt_install(packages)
+    except subprocess.CalledProcessError as exc:
+        print(f"services: {exc}")
+        return 1
+    still = missing_binaries()
+    if rc or still:
+        print(f"services: still missing after install: {', '.join(still)}")
+        return 1
+    print("services: installed")
+    return 0
+
+
+def install_venv_support() -> int:
+    """Debian splits `venv`/ensurepip into python3-venv, absent on a fresh install."""
+    print("services: `python3 -m venv` failed; installing python3-venv")
+    try:
+        return apt_install(["python3-venv"])
+    except subprocess.CalledProcessError as exc:
+        print(f"services: {exc}")
+        return 1
+
+
+def _serve(names: list[str]) -> int:
+    """Start services in the foreground for manual poking; Ctrl-C stops them."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="ledwatch-services-"))
+    classes: dict[str, type[Service]] = {
+        "mosquitto": Mosquitto,
+        "victoria": VictoriaMetrics,
+        "influxdb1": InfluxDB1,
+    }
+    started = [classes[n](root / n).start() for n in names]
+    for svc in started:
+        print(f"{svc.name}: 127.0.0.1:{svc.port} (log {svc.log_path})", flush=True)
+    try:
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for svc in started:
+            svc.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("install", help="apt-get install the servers the tests need, if missing")
+    sub.add_parser("install-venv", help="apt-get install python3-venv (for `make venv`)")
+    sub.add_parser("check", help="exit 1 if a needed command is missing")
+    serve = sub.add_parser("serve", help="run servers in the foreground until Ctrl-C")
+    serve.add_argument("names", nargs="*", default=["mosquitto", "victoria", "influxdb1"],
+                       choices=["mosquitto", "victoria", "influxdb1"])
+    args = parser.parse_args(argv)
+    if args.cmd == "install":
+        return install()
+    if args.cmd == "install-venv":
+        return install_venv_support()
+    if args.cmd == "check":
+        missing = missing_binaries()
+        print("missing: " + ", ".join(missing) if missing else "all present")
+        return 1 if missing else 0
+    return _serve(args.names)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Shared fixtures: real Mosquitto, VictoriaMetrics, InfluxDB 1.x and socat pty pairs.
+
+The servers come from `scripts/services.py`; each runs on 127.0.0.1 on a free port with
+its data in pytest's tmp dir. Session-scoped servers are shared by every test, so tests
+keep their data apart by using their own site ids / topics, not by wiping the server.
+A test may `stop()` a shared server (outage tests); it is started again after the test.
+
+A missing server binary fails the run when CI=true (a skipped suite must not look green)
+and skips the test elsewhere, telling you to run `make test`, which installs them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT / "scripts") not in sys.path:
+    sys.path.insert(0, str(ROOT / "scripts"))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import services  # noqa: E402  (scripts/services.py, found through the path set above)
+from services import InfluxDB1, Mosquitto, PtyPair, Service, VictoriaMetrics  # noqa: E402
+
+SERVICE_FIXTURES = {
+    "mosquitto",
+    "victoria",
+    "influxdb1",
+    "pty_pair",
+    "fresh_mosquitto",
+    "fresh_victoria",
+    "fresh_influxdb1",
+}
+
+# Session servers, so the autouse fixture below can bring back one a test stopped.
+_SESSION: list[Service] = []
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def require(command: str) -> None:
+    """Fail (CI) or skip (elsewhere) when a server binary is not installed."""
+    if services.binary(command) is not None:
+        return
+    msg = f"{command} is not installed; run `make test` (it runs scripts/services.py install)"
+    if in_ci():
+        pytest.fail(f"CI=true and {msg}", pytrace=False)
+    pytest.skip(msg)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a real server, so `-m "not services"` runs the pure ones."""
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    """Call it for a TCP port free on 127.0.0.1 (call again for a second one)."""
+    return services.free_port
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """Shared Mosquitto 2.x broker, anonymous, `.host`/`.port`; `.stop()`/`.start()` keep port."""
+    require("mosquitto")
+    with Mosquitto(tmp_path_factory.mktemp("mosquitto")) as broker:
+        _SESSION.append(broker)
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetrics]:
+    """Shared VictoriaMetrics (the InfluxDB 2.x write API stand-in): `.url`, `.flush()`,
+    `.export(match)`."""
+    require("victoria-metrics")
+    with VictoriaMetrics(tmp_path_factory.mktemp("victoria")) as vm:
+        _SESSION.append(vm)
+        yield vm
+
+
+@pytest.fixture(scope="session")
+def influxdb1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
+    """Shared InfluxDB 1.x, auth ON: `.url .username .password .database`, `.query(q)`,
+    `.write(lines)`, `.rows(q)`."""
+    require("influxd")
+    with InfluxDB1(tmp_path_factory.mktemp("influxdb1")) as db:
+        _SESSION.append(db)
+        yield db
+
+
+@pytest.fixture(autouse=True)
+def _restart_stopped_session_servers() -> Iterator[None]:
+    """A test that stopped a shared server (an outage test) must not break the next test."""
+    yield
+    for svc in _SESSION:
+        if not svc.is_running():
+            svc.start()
+
+
+@pytest.fixture
+def pty_pair(tmp_path: Path) -> Iterator[PtyPair]:
+    """Two linked pseudo-terminals (socat): open `.a` on one side, `.b` on the other."""
+    require("socat")
+    pair = services.socat_pty_pair(tmp_path / "pty")
+    yield pair
+    pair.stop()
+
+
+@pytest.fixture
+def fresh_mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
+    """Factory for a private broker with custom config, stopped after the test.
+
+    `fresh_mosquitto(extra_conf="allow_anonymous false\\npassword_file /x", port=None)`
+    returns it started; `extra_conf` goes after its 127.0.0.1 listener (see Mosquitto).
+    """
+    require("mosquitto")
+    made: list[Mosquitto] = []
+
+    def make(extra_conf: str = "", port: int | None = None) -> Mosquitto:
+        broker = Mosquitto(tmp_path / f"mosquitto-{len(made)}", port=port, extra_conf=extra_conf)
+        made.append(broker)
+        return broker.start()
+
+    yield make
+    for broker in made:
+        broker.stop()
+
+
+@pytest.fixture
+def fresh_victoria(tmp_path: Path) -> Iterator[Callable[[], VictoriaMetrics]]:
+    """Factory for a private, empty VictoriaMetrics (started), stopped after the test."""
+    require("victoria-metrics")
+    made: list[VictoriaMetrics] = []
+
+    def make() -> VictoriaMetrics:
+        vm = VictoriaMetrics(tmp_path / f"victoria-{len(made)}")
+        made.append(vm)
+        return vm.start()
+
+    yield make
+    for vm in made:
+        vm.stop()
+
+
+@pytest.fixture
+def fresh_influxdb1(tmp_path: Path) -> Iterator[Callable[..., InfluxDB1]]:
+    """Factory for a private, empty InfluxDB 1.x (started, auth on unless `auth=False`)."""
+    require("influxd")
+    made: list[InfluxDB1] = []
+
+    def make(auth: bool = True) -> InfluxDB1:
+        db = InfluxDB1(tmp_path / f"influxdb1-{len(made)}", auth=auth)
+        made.append(db)
+        return db.start()
+
+    yield make
+    for db in made:
+        db.stop()
