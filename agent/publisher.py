@@ -9,7 +9,13 @@ Threads (all daemon, all owned here):
   turns PUBACKs into outbox acks, and doubles as the supervisor: if the network thread
   has died anyway it is started again. The agent never needs a restart.
 
-Delivery: a message is deleted from the outbox only after its PUBACK (`on_publish`).
+Delivery: a message is deleted from the outbox only after its PUBACK (`on_publish`), and
+with MQTT 5 only after a PUBACK that says someone subscribes: "no matching subscribers"
+(0x10) means the broker accepted the message and threw it away, which is what Mosquitto
+2.0 does between its own restart and the collector's re-subscription (it does not
+restore shared subscriptions from its persistence file). Such a message stays in the
+outbox; sending pauses (backoff) and then resumes with one message in flight until one
+is routed again, so the backlog keeps its order.
 paho keeps unacknowledged QoS 1 messages and re-sends them (DUP) after a reconnect, so
 the in-flight map (mid -> outbox id) survives reconnects; duplicates are fine, the
 collector's writes are idempotent. `on_publish` runs under paho's message lock, so it
@@ -43,6 +49,8 @@ from ledwatch import contract
 log = logging.getLogger(__name__)
 
 REFUSED_HOLD_S = 5.0  # pause after the broker refused a publish (e.g. ACL), not a hot loop
+NO_SUBSCRIBER = 0x10  # MQTT 5 PUBACK reason: accepted, but nobody subscribes to the topic
+NO_SUBSCRIBER_HOLD_S = (0.25, 10.0)  # first and longest pause before probing again
 
 
 def backoff_s(attempt: int, min_s: float, max_s: float) -> float:
@@ -77,10 +85,12 @@ class Publisher:
         self._closing = threading.Event()  # publish thread: end
         self._wake = threading.Event()
         self._connected = threading.Event()
-        self._acks: collections.deque[tuple[int, bool]] = collections.deque()
+        # (mid, outcome): "ok", "refused" or "unrouted" (PUBACK 0x10, nobody subscribes)
+        self._acks: collections.deque[tuple[int, str]] = collections.deque()
         self._inflight: dict[int, int] = {}  # mid -> outbox id (publish thread only)
         self._inflight_ids: set[int] = set()
         self._hold_until = 0.0
+        self._unrouted_streak = 0  # PUBACKs 0x10 since the last routed message: probe with 1
         self._attempt = 0  # reconnect attempts since the last successful CONNACK
         rate = settings.agent.drain_rate_per_s
         self._bucket_cap = max(float(self.window), rate)
@@ -147,7 +157,13 @@ class Publisher:
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
     ) -> None:
-        self._acks.append((mid, not reason.is_failure))
+        if reason.is_failure:
+            outcome = "refused"
+        elif reason.value == NO_SUBSCRIBER and self.settings.mqtt.require_subscriber:
+            outcome = "unrouted"
+        else:
+            outcome = "ok"
+        self._acks.append((mid, outcome))
         self._wake.set()
 
     # -- network thread -------------------------------------------------------------
@@ -212,13 +228,19 @@ class Publisher:
     def _drain_acks(self) -> None:
         done: list[int] = []
         while self._acks:
-            mid, ok = self._acks.popleft()
+            mid, outcome = self._acks.popleft()
             msg_id = self._inflight.pop(mid, None)
             if msg_id is None:
                 continue  # birth / offline status, not from the outbox
             self._inflight_ids.discard(msg_id)
-            if ok:
+            if outcome == "ok":
                 done.append(msg_id)
+                if self._unrouted_streak:
+                    log.info("broker routes messages again; sending the backlog")
+                    self._unrouted_streak = 0
+                    self.last_error = None
+            elif outcome == "unrouted":
+                self._unrouted(msg_id)
             else:
                 self.counters["refused"] += 1
                 self._hold_until = time.monotonic() + REFUSED_HOLD_S
@@ -227,11 +249,26 @@ class Publisher:
             self.outbox.ack_batch(done)
             self.counters["acked"] += len(done)
 
+    def _unrouted(self, msg_id: int) -> None:
+        """PUBACK 0x10: the message reached nobody. Keep it, pause, then probe with one."""
+        self.counters["unrouted"] += 1
+        first, longest = NO_SUBSCRIBER_HOLD_S
+        hold = min(longest, first * 2 ** min(self._unrouted_streak, 16))
+        self._hold_until = max(self._hold_until, time.monotonic() + hold)
+        if self._unrouted_streak == 0:
+            self.last_error = (
+                "broker has no subscriber for our topics (collector not subscribed?); "
+                "messages stay in the outbox and are retried"
+            )
+            log.warning("message %d reached no subscriber: %s", msg_id, self.last_error)
+        self._unrouted_streak += 1
+
     def _send(self) -> float:
         """Fill the in-flight window; return how long to sleep at most."""
         if not self._connected.is_set() or time.monotonic() < self._hold_until:
             return 0.5
-        free = self.window - len(self._inflight)
+        window = 1 if self._unrouted_streak else self.window  # probing: one at a time
+        free = window - len(self._inflight)
         if free <= 0:
             return 0.5
         batch = [m for m in self.outbox.next_batch(self.window) if m.id not in self._inflight_ids]
@@ -320,6 +357,7 @@ class Publisher:
         return {
             "connected": self.connected,
             "inflight": len(self._inflight),
+            "routed": self._unrouted_streak == 0,
             **dict(self.counters),
             "last_error": self.last_error,
         }

@@ -118,6 +118,10 @@ class MqttSection(_Section):
     protocol: Literal["5", "3.1.1"] = "5"
     client_id: str | None = Field(default=None, min_length=1, max_length=128)
     max_inflight: int = Field(default=100, ge=1, le=65535)
+    # MQTT 5 only: a PUBACK "no matching subscribers" (0x10) means nobody received the
+    # message (for example Mosquitto just restarted: it does not restore shared
+    # subscriptions). Keep it in the outbox and retry, instead of deleting it.
+    require_subscriber: bool = True
 
     @field_validator("password_file", mode="after")
     @classmethod

@@ -9,6 +9,8 @@ then with the rate set high until the outbox is empty (measured). The baseline, 
 same run and against the same broker: a bare paho client publishing the same payloads at
 QoS 1 with the same in-flight window, waiting for every PUBACK (DESIGN.md measured
 ~19k msg/s with small payloads). Printed: messages/s, MB/s, time to empty, the ratio.
+Both run with a QoS 0 subscriber on the topics, as in production: the agent keeps a
+message the broker routed to nobody (PUBACK 0x10), and routing is part of the cost.
 
     .venv/bin/python bench/outbox_drain.py [--snapshots 100000] [--cards 200]
 """
@@ -88,6 +90,29 @@ def drain(box: SqliteOutbox, s: AgentSettings, seconds: float | None) -> tuple[i
     return start_depth - box.depth(), took
 
 
+class Sink:
+    """A shared-subscription subscriber (like the collector's) that only counts."""
+
+    def __init__(self, broker: Mosquitto) -> None:
+        self.count = 0
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-sink")
+        self.client.on_message = self._on_message
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.subscribe(f"$share/bench/{contract.telemetry_topic(SITE, '+')}", qos=0)
+        if not subscribed.wait(10):
+            raise SystemExit("sink: no SUBACK")
+
+    def _on_message(self, *_: Any) -> None:
+        self.count += 1
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
 def raw_paho(broker: Mosquitto, payload: bytes, n: int, window: int) -> float:
     """Bare paho, QoS 1, `window` in flight, until every PUBACK is in; returns seconds."""
     done = threading.Event()
@@ -137,6 +162,7 @@ def main() -> int:
         fill_s = fill(path, args.snapshots, template, quota)
         print(f"fill (put_seq, fsync off): {fill_s:.1f} s, {args.snapshots / fill_s:,.0f} puts/s")
         with Mosquitto(folder / "mosquitto") as broker:
+            sink = Sink(broker)
             raw_s = raw_paho(broker, template, args.raw, 100)
             raw_rate = args.raw / raw_s
             box = SqliteOutbox(path, quota)
@@ -147,6 +173,7 @@ def main() -> int:
                 assert box.depth() == 0
             finally:
                 box.close()
+                sink.close()
     rate_def = default.agent.drain_rate_per_s
     mib = size / 2**20
     print(f"raw paho QoS 1 (window 100, same payload, {args.raw:,} msgs): "

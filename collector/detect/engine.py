@@ -225,6 +225,8 @@ class Detector:
     _cols: dict[tuple[str, str, str], _ColumnState] = field(default_factory=dict)
     _rows: dict[tuple[str, str, str], dict[tuple[str, Fault], bool]] = field(default_factory=dict)
     _agents: dict[tuple[str, str], _AgentState] = field(default_factory=dict)
+    _last_ts: dict[tuple[str, str], int] = field(default_factory=dict)
+    stale: int = 0  # snapshots older than one already judged: stored, not judged again
 
     # -- telemetry ----------------------------------------------------------------------
 
@@ -238,7 +240,14 @@ class Detector:
         """
         out: list[Finding] = []
         for doc in docs:
-            self._process_one(doc, out)
+            # A re-delivered or late backlog snapshot must not take a screen back in time
+            # (a cleared fault would open again, then clear again with the next one).
+            key, ts = (doc["site"], doc["screen"]), int(doc["ts"])
+            if ts < self._last_ts.get(key, ts):
+                self.stale += 1
+            else:
+                self._last_ts[key] = ts
+                self._process_one(doc, out)
             seen = int(doc["ts"]) if now_ms is None else now_ms
             out += self._agent_seen(doc["site"], doc["agent"], seen)
         return out

@@ -29,11 +29,14 @@ def wait_until(pred: Callable[[], bool], timeout_s: float = 15.0, what: str = "i
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def make_settings(host: str, port: int, site: str, **agent: Any) -> AgentSettings:
+def make_settings(
+    host: str, port: int, site: str, mqtt: dict[str, Any] | None = None, **agent: Any
+) -> AgentSettings:
     return parse_settings(
         {
             "agent": {"id": "pc1", "site": site, **agent},
-            "mqtt": {"host": host, "port": port, "keepalive_s": 5, "max_inflight": 20},
+            "mqtt": {"host": host, "port": port, "keepalive_s": 5, "max_inflight": 20,
+                     **(mqtt or {})},
             "screens": [{"id": "lobby", "controller": {"driver": "novastar"}}],
         }
     )
@@ -140,6 +143,49 @@ def test_outage_depth_grows_then_drains_every_seq(
     seqs = [r.doc()["seq"] for r in msgs]
     assert set(seqs) == set(range(1, 81))  # every seq, duplicates allowed
     assert pub.stats()["acked"] == 80
+
+
+def test_message_nobody_subscribes_to_stays_until_someone_does(
+    fresh_mosquitto: Any, running: Any, subscriber: Sub
+) -> None:
+    """PUBACK 0x10 (MQTT 5 "no matching subscribers") is not a delivery.
+
+    Mosquitto 2.0 forgets shared subscriptions when it restarts, so until the collector
+    subscribes again the broker acknowledges and discards. The outbox keeps those
+    messages and sends them, in order, once a subscriber exists.
+    """
+    broker = fresh_mosquitto()
+    site = "pub-nosub"
+    topic = contract.telemetry_topic(site, "lobby")
+    pub = running(make_settings(broker.host, broker.port, site))
+    assert pub.wait_connected(10)
+    put_seqs(pub, site, 20)
+    wait_until(lambda: pub.stats().get("unrouted", 0) >= 1, what="a 0x10 PUBACK")
+    time.sleep(1.0)  # several probes, all unrouted
+    assert pub.outbox.depth() == 20 and pub.stats()["routed"] is False
+    assert "no subscriber" in (pub.stats()["last_error"] or "")
+    sub = subscriber(broker.host, broker.port, [f"$share/collectors/{topic}"])
+    wait_until(lambda: pub.outbox.depth() == 0, 20, "drain once subscribed")
+    msgs = sub.wait_for(lambda m: len(m) >= 20, 10)
+    assert [r.doc()["seq"] for r in msgs] == list(range(1, 21))  # each once, in order
+    assert pub.stats()["routed"] is True and pub.stats()["last_error"] is None
+
+
+def test_require_subscriber_off_deletes_on_any_puback(
+    fresh_mosquitto: Any, tmp_path: Path
+) -> None:
+    broker = fresh_mosquitto()
+    site = "pub-nosub-off"
+    settings = make_settings(broker.host, broker.port, site, {"require_subscriber": False})
+    pub = Publisher(settings, SqliteOutbox(tmp_path / "off.sqlite3", 10_000_000))
+    pub.start()
+    try:
+        put_seqs(pub, site, 5)
+        wait_until(lambda: pub.outbox.depth() == 0, 10, "acked without subscribers")
+        assert pub.stats().get("unrouted", 0) == 0
+    finally:
+        pub.stop()
+        pub.outbox.close()
 
 
 def test_backlog_drains_at_the_configured_rate(

@@ -101,6 +101,21 @@ def test_null_reading_changes_nothing(vectorised: bool) -> None:
     assert [f.active for f in det.process([make_snapshot()])] == [False]
 
 
+def test_late_snapshot_does_not_take_a_screen_back_in_time() -> None:
+    """A backlog snapshot that arrives after a newer one (re-delivery, an agent's retry)
+    is stored but not judged: the fault it still shows was already cleared."""
+    det = Detector()
+    hot = make_snapshot(seq=1, ts=1_000)
+    hot["cards"]["temp_c"][0] = 90.0
+    assert [f.active for f in det.process([hot])] == [True]
+    assert [f.active for f in det.process([make_snapshot(seq=3, ts=3_000)])] == [False]
+    late = copy.deepcopy(hot)
+    late.update(seq=2, ts=2_000)
+    assert det.process([late]) == [] and det.stale == 1
+    assert det.process([make_snapshot(seq=4, ts=3_000)]) == []  # same ts is judged
+    assert det.stale == 1
+
+
 @pytest.mark.parametrize("vectorised", [True, False], ids=["numpy", "plain"])
 def test_lost_controller_hides_cards(vectorised: bool) -> None:
     det = Detector(vectorised=vectorised)
