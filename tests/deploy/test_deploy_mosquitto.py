@@ -36,7 +36,7 @@ def deploy_conf(tls_port: int, tmp: Path, certs: Path, mtls: bool = False) -> st
     """The shipped mosquitto.conf with tmp paths; the fixture owns persistence and logs."""
     out = []
     for line in (DEPLOY / "mosquitto" / "mosquitto.conf").read_text().splitlines():
-        if re.match(r"(persistence|persistence_location|log_dest|log_type)\b", line):
+        if re.match(r"(persistence\w*|autosave_interval|log_dest|log_type)\b", line):
             continue
         if mtls and line.startswith("#require_certificate true"):
             line = line[1:]
