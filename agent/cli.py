@@ -147,10 +147,12 @@ def _run(settings: AgentSettings, once: bool, timeout_s: float) -> int:
     if once:
         ok = agent.run_once(timeout_s)
         print(status_line(agent.status()), flush=True)
+        why = agent.publisher.last_error if agent.publisher is not None else None
         agent.stop()
         if not ok:
             print(
-                "ledwatch agent: not every message was acknowledged (kept in the outbox)",
+                "ledwatch agent: not every message was acknowledged (kept in the outbox)"
+                + (f": {why}" if why else ""),
                 file=sys.stderr,
             )
         return 0 if ok else 1

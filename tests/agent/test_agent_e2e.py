@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 from agent_config import write_agent_config
 
-pytest.importorskip("agent.drivers.novastar.driver", reason="NovaStar driver not written yet")
-
 from agent.cli import main
+from agent.outbox import SqliteOutbox
 from agent.runtime import Agent
 from agent.settings import load_settings
 from firmware_protocols.emulators.novastar import (
@@ -108,6 +107,22 @@ def test_once_publishes_one_valid_snapshot_per_screen(
         assert len(doc["cards"]["id"]) == 6 and all(doc["cards"]["online"])
     assert tele["hall"]["cards"]["door_open"][tele["hall"]["cards"]["id"].index("p1c2")] is True
     assert (tmp_path / "logs" / "agent.log").stat().st_size > 0  # rotating log file written
+
+
+def test_once_without_any_subscriber_keeps_the_snapshots_and_says_why(
+    tmp_path: Path, emulator: Any, fresh_mosquitto: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, url = emulator()
+    broker = fresh_mosquitto()  # nobody subscribes: the broker would discard (PUBACK 0x10)
+    path = write_config(tmp_path, "e2e-nosub", {"lobby": url}, broker)
+    assert main(["--config", str(path), "--once", "--timeout", "2"]) == 1
+    assert "no subscriber" in capsys.readouterr().err
+    settings = load_settings(path)
+    box = SqliteOutbox(settings.outbox_path, settings.outbox_quota_bytes)
+    try:
+        assert box.depth() == 1  # the snapshot is still on disk for the next run
+    finally:
+        box.close()
 
 
 def test_link_drop_and_broker_outage_lose_nothing(

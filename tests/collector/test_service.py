@@ -193,8 +193,9 @@ def test_sink_comes_back_while_running(
 def test_findings_open_tickets_and_ticket_points(
     mosquitto: Any, victoria: Any, publisher: Callable[..., None], tmp_path: Path
 ) -> None:
-    tickets_mod = pytest.importorskip("collector.tickets.service")
-    tickets = tickets_mod.TicketService(f"sqlite:///{tmp_path / 'tickets.db'}")
+    from collector.tickets.service import TicketService
+
+    tickets = TicketService(f"sqlite:///{tmp_path / 'tickets.db'}")
     tag = uuid.uuid4().hex[:8]
     site = f"tkt-{tag}"
     coll = Collector(settings_for(mosquitto, victoria.url, tag), tickets=tickets)
