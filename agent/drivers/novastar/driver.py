@@ -23,6 +23,7 @@ Then the extended reads (extended.py: inputs, redundancy, sensors, card info) fo
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -403,7 +404,8 @@ class NovastarDriver:
         t = self._transport
         reading.controller["baud"] = t.baudrate if isinstance(t, SerialTransport) else None
         reading.controller["reconnect_in_s"] = (
-            None if ctrl.online else round(self._backoff.remaining_s(), 3)
+            # rounded up to 1 ms: the next attempt is never earlier than this says
+            None if ctrl.online else math.ceil(self._backoff.remaining_s() * 1000) / 1000
         )
         self._previous = reading
         return reading
