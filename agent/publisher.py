@@ -90,7 +90,7 @@ class Publisher:
         self._inflight: dict[int, int] = {}  # mid -> outbox id (publish thread only)
         self._inflight_ids: set[int] = set()
         self._hold_until = 0.0
-        self._unrouted_streak = 0  # PUBACKs 0x10 since the last routed message: probe with 1
+        self._unrouted_streak = 0  # pauses since the last routed message; > 0: probe with 1
         self._attempt = 0  # reconnect attempts since the last successful CONNACK
         rate = settings.agent.drain_rate_per_s
         self._bucket_cap = max(float(self.window), rate)
@@ -252,9 +252,11 @@ class Publisher:
     def _unrouted(self, msg_id: int) -> None:
         """PUBACK 0x10: the message reached nobody. Keep it, pause, then probe with one."""
         self.counters["unrouted"] += 1
+        now = time.monotonic()
+        if self._unrouted_streak and now < self._hold_until:
+            return  # the rest of a window sent before the first 0x10: same pause
         first, longest = NO_SUBSCRIBER_HOLD_S
-        hold = min(longest, first * 2 ** min(self._unrouted_streak, 16))
-        self._hold_until = max(self._hold_until, time.monotonic() + hold)
+        self._hold_until = now + min(longest, first * 2 ** min(self._unrouted_streak, 16))
         if self._unrouted_streak == 0:
             self.last_error = (
                 "broker has no subscriber for our topics (collector not subscribed?); "
