@@ -195,7 +195,7 @@ def test_dead_controller_is_not_hammered() -> None:
             assert skipped.link is LinkState.DOWN and skipped.errors == 1
         time.sleep(0.1)
         assert flaky.accepts == 3
-        # + 20 ms: the figure is rounded to 1 ms, and may round down
+        # + 20 ms: poll safely after the attempt is due, not on the same millisecond
         time.sleep(skipped.controller["reconnect_in_s"] + 0.02)
         r = drv.poll()
         wait_accepts(flaky, 4)
