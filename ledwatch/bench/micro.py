@@ -1,4 +1,4 @@
-"""`ledwatch bench <name>`: benchmarks that print ratios against a baseline run alongside.
+"""`ledwatch bench ingest|detect|poll`: micro-benchmarks, ratios against a baseline run alongside.
 
 Absolute times on a shared 2-core machine are noise; a ratio between two code paths
 measured in the same process, same data, same minute, is not. Each benchmark repeats
@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from ledwatch.contract import SCHEMA_TELEMETRY
 
@@ -147,6 +146,8 @@ def bench_detect(args: argparse.Namespace) -> int:
 class _CountingTransport:
     """Wraps a driver transport and counts the bytes that crossed it, both ways."""
 
+    may_be_held: ClassVar[bool] = False  # it wraps the serial transport (bench_poll)
+
     def __init__(self, inner: Any) -> None:
         self.inner, self.sent, self.received = inner, 0, 0
 
@@ -236,20 +237,3 @@ BENCHES: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "detect": (bench_detect, "detection: numpy over columns vs a plain loop"),
     "poll": (bench_poll, "NovaStar poll cycle vs wire time at 115200 baud (pty), and over TCP"),
 }
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="ledwatch bench", description=__doc__)
-    parser.add_argument("name", choices=sorted(BENCHES), help="which benchmark")
-    parser.add_argument("--cards", type=int, default=200, help="receiving cards per snapshot")
-    parser.add_argument("--snapshots", type=int, default=50, help="snapshots per run")
-    parser.add_argument("--repeat", type=int, default=5, help="runs; the median is reported")
-    args = parser.parse_args(argv)
-    if args.cards < 1 or args.snapshots < 1 or args.repeat < 1:
-        parser.error("--cards, --snapshots and --repeat must be at least 1")
-    func, _ = BENCHES[args.name]
-    return func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
