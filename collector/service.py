@@ -36,7 +36,12 @@ from typing import TYPE_CHECKING, Any
 from collector.detect.engine import Detector
 from collector.detect.findings import Finding
 from collector.influx.errors import WriteError
-from collector.influx.lineproto import TicketChangeLike, snapshot_lines, ticket_line
+from collector.influx.lineproto import (
+    TicketChangeLike,
+    forecast_line,
+    snapshot_lines,
+    ticket_line,
+)
 from collector.influx.writers import Writer, make_writer
 from collector.ingest.decode import Decoded, DecodeError, decode
 from collector.ingest.mqtt_consumer import Inbound, MqttConsumer, MqttOptions
@@ -82,6 +87,8 @@ class Collector:
         self.screens = screens if screens is not None else ScreenDirectory()
         self.metrics = Metrics()
         self.detector = Detector(settings.detect)
+        self._state_name = settings.mqtt.client_id
+        self._next_state_save = time.monotonic() + settings.detect_state_save_s
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         inf = settings.influx
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=inf.max_pending + 1)
@@ -100,6 +107,30 @@ class Collector:
         self._writer_ok = False
         if tickets is not None:
             tickets.add_listener(self._on_ticket_change)
+            self._restore_detector()
+            if settings.maintenance:
+                added = tickets.sync_windows(settings.maintenance)
+                log.info("maintenance windows from the config: %d new", added)
+
+    def _restore_detector(self) -> None:
+        saved = self.tickets.load_detector_state(self._state_name)
+        if saved is None:
+            return
+        saved_ms, blob = saved
+        if self.detector.load_state(blob):
+            age_s = (self._clock_ms() - saved_ms) / 1000
+            log.info("detection state restored (%d screens, saved %.0f s ago)",
+                     self.detector.screens_tracked, age_s)
+
+    def save_detector_state(self) -> None:
+        """Persist detection's rolling state (periodically, and on a clean stop)."""
+        if self.tickets is None or self.settings.detect_state_save_s <= 0:
+            return
+        try:
+            self.tickets.save_detector_state(self._state_name, self.detector.dump_state())
+        except Exception as exc:  # monitoring goes on; the next save may work
+            self.metrics.error(f"saving detection state: {exc}")
+            log.exception("could not save the detection state")
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -131,6 +162,7 @@ class Collector:
         if self._thread.is_alive():
             self._give_up.set()
             self._thread.join(5.0)
+        self.save_detector_state()
         self.consumer.stop()
         self.writer.close()
         self._thread = None
@@ -228,10 +260,15 @@ class Collector:
                 self._decode_one(item, docs, lines)
             if stopping:
                 self._drain_queue(msgs, docs, lines)
-            self._detect(docs)
+            lines += self._detect(docs)
             if time.monotonic() >= next_agent_check:
                 next_agent_check = time.monotonic() + 1.0
-                self._apply(self.detector.check_agents(self._clock_ms()))
+                now_ms = self._clock_ms()
+                self._apply(self.detector.check_agents(now_ms))
+                self._tick(now_ms)
+            if self.settings.detect_state_save_s and time.monotonic() >= self._next_state_save:
+                self._next_state_save = time.monotonic() + self.settings.detect_state_save_s
+                self.save_detector_state()
             with self._ticket_lock:
                 lines += self._ticket_lines
                 self._ticket_lines = []
@@ -300,16 +337,28 @@ class Collector:
                 self.detector.process_status(decoded.site, decoded.name, doc, msg.received_ms)
             )
 
-    def _detect(self, docs: list[dict[str, Any]]) -> None:
+    def _detect(self, docs: list[dict[str, Any]]) -> list[str]:
+        """Judge the batch; returns the forecast points to store with it."""
         if not docs:
-            return
+            return []
         try:
             findings = self.detector.process(docs, self._clock_ms())
         except Exception as exc:  # storing the data matters more than one batch's findings
             self.metrics.error(f"detection: {exc!r}")
             log.exception("detection failed on a batch of %d snapshots", len(docs))
-            return
+            return []
         self._apply(findings)
+        forecasts, self.detector.forecasts = self.detector.forecasts, []
+        return [forecast_line(f) for f in forecasts]
+
+    def _tick(self, now_ms: int) -> None:
+        if self.tickets is None:
+            return
+        try:
+            self.tickets.tick(now_ms)
+        except Exception as exc:
+            self.metrics.error(f"ticket service: {exc}")
+            log.exception("ticket service tick failed")
 
     def _apply(self, findings: list[Finding]) -> None:
         if findings:

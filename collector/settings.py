@@ -8,12 +8,15 @@ environment variable, are read only when needed and never appear in a repr or a 
 
 from __future__ import annotations
 
+import re
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from collector.detect.config import DetectSettings
 from ledwatch.errors import ConfigError
 from ledwatch.secrets import read_secret
 
@@ -154,19 +157,38 @@ class ApiSettings(_Section):
         return result
 
 
-class DetectSettings(_Section):
-    card_temp_high_c: float = 75.0
-    psu_fail_v: float = 3.5
-    psu_low_v: float = 4.6
-    fan_min_rpm: float = Field(default=300.0, ge=0)
-    agent_silence_s: float = Field(default=60.0, gt=0)
-    humidity_high_pct: float = Field(default=90.0, ge=0, le=100)
+class MaintenanceSettings(_Section):
+    """A planned maintenance window (`[[maintenance]]`); the API adds ad-hoc ones."""
+
+    site: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    screen: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    component: str | None = Field(default=None, min_length=1, max_length=128)
+    start: datetime
+    end: datetime
+    who: str = Field(min_length=1, max_length=128)
+    why: str = Field(min_length=1, max_length=4000)
 
     @model_validator(mode="after")
-    def _order(self) -> DetectSettings:
-        if not self.psu_fail_v < self.psu_low_v:
-            raise ValueError("psu_fail_v must be lower than psu_low_v")
+    def _order(self) -> MaintenanceSettings:
+        if self.end_ms <= self.start_ms:
+            raise ValueError("end must be after start")
+        if self.component is not None and self.screen is None:
+            raise ValueError("a component needs its screen")
         return self
+
+    @staticmethod
+    def _ms(value: datetime) -> int:
+        # TOML local date-times carry no offset: LEDwatch reads them as UTC.
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return int(aware.timestamp() * 1000)
+
+    @property
+    def start_ms(self) -> int:
+        return self._ms(self.start)
+
+    @property
+    def end_ms(self) -> int:
+        return self._ms(self.end)
 
 
 class CollectorSettings(_Section):
@@ -177,7 +199,14 @@ class CollectorSettings(_Section):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     detect: DetectSettings = Field(default_factory=DetectSettings)
+    # Seconds between two saves of detection's rolling state to the ticket database
+    # (also saved on a clean stop); 0 turns saving off.
+    detect_state_save_s: float = Field(default=300.0, ge=0)
+    maintenance: list[MaintenanceSettings] = Field(default_factory=list)
     contracts: dict[str, Any] = Field(default_factory=dict)
+
+
+_NESTED_KEY = re.compile(r"^([a-z0-9_]+(?:\.[a-z0-9_-]+)*): (.*)$", re.DOTALL)
 
 
 def _format(exc: ValidationError) -> str:
@@ -187,6 +216,9 @@ def _format(exc: ValidationError) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown option"
+        nested = _NESTED_KEY.match(msg)  # a validator that names a deeper key first
+        if nested:
+            loc, msg = f"{loc}.{nested.group(1)}", nested.group(2)
         parts.append(f"{loc}: {msg}")
     return "; ".join(parts)
 

@@ -16,7 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "emulate": ("firmware_protocols.emulators.cli:main", "run a device emulator (TCP or pty)"),
     "decode": ("firmware_protocols.cli:main", "dissect captured controller frames"),
     "demo": ("ledwatch.demo:main", "the whole chain with emulated screens, nothing to install"),
-    "discover": ("agent.discover:main", "find NovaStar controllers on the LAN (UDP 3800)"),
+    "discover": ("agent.discover:main", "find controllers on the LAN, write a starter config"),
+    "replay": ("collector.replay:main", "the collector's pipeline over recorded telemetry"),
     "bench": ("ledwatch.bench:main", "benchmarks that print ratios against a baseline"),
     "schema": ("ledwatch.cli:print_schema", "print the JSON Schema of ledwatch.telemetry/1"),
 }

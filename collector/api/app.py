@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from collector.api.context import ApiContext
 from collector.api.deps import check_tokens
 from collector.api.errors import install_handlers
-from collector.api.routes import delivery, health, kpis, screens, tickets
+from collector.api.routes import delivery, health, kpis, maintenance, screens, tickets
 
 __all__ = ["ApiContext", "create_app"]
 
@@ -28,4 +28,5 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(tickets.router)
     app.include_router(kpis.router)
     app.include_router(delivery.router)
+    app.include_router(maintenance.router)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from collector.detect.findings import Priority
 from collector.tickets.lifecycle import State
@@ -112,12 +112,81 @@ class TicketPublic(_Out):
     root_cause: str | None
     resolution: str | None
     product_fault: bool
+    flapping: bool = Field(description="the fault came and went repeatedly; kept open")
+    predicted_failure_ms: int | None = Field(
+        description="predictive tickets: when the part is expected to fail"
+    )
     allowed_steps: list[str]
+
+
+class EffectPublic(_Out):
+    component: str
+    fault: str
+    first_ms: int
+    last_ms: int
+    active: bool
 
 
 class TicketDetailPublic(TicketPublic):
     history: list[TicketEventPublic]
     survey: SurveyPublic | None
+    effects: list[EffectPublic] = Field(
+        description="findings caused by this ticket's root cause (e.g. the cabinet a PSU "
+        "took dark), recorded here instead of opening tickets of their own"
+    )
+    evidence: dict[str, Any] | None = Field(description="the readings the fault opened with")
+
+
+# -- maintenance windows ------------------------------------------------------------------
+class MaintenanceCreate(_In):
+    """An engineer works on a screen: its findings open no tickets until the window ends."""
+
+    site: Id
+    screen: Id | None = Field(default=None, description="default: the whole site")
+    component: Annotated[
+        str | None, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_./-]{0,127}$")
+    ] = Field(default=None, description='e.g. "card/p0c3", "psu"; default: the whole screen')
+    start: AwareDatetime | None = Field(default=None, description="default: now")
+    end: AwareDatetime | None = Field(default=None, description="give end or duration_min")
+    duration_min: float | None = Field(default=None, gt=0, le=90 * 24 * 60)
+    who: Name = Field(description="the engineer on site")
+    why: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+
+
+class MaintenancePublic(_Out):
+    id: int
+    site: str
+    screen: str | None
+    component: str | None
+    start_ms: int
+    end_ms: int
+    who: str
+    why: str
+    created_ms: int
+    created_by: str
+    ended_early_ms: int | None
+    source: str
+
+
+class SuppressedPublic(_Out):
+    id: int
+    key: str
+    site: str
+    screen: str
+    component: str
+    fault: str
+    priority: str
+    detail: str
+    root: str | None
+    first_ms: int
+    cleared_ms: int | None
+    ticket_id: int | None
+
+
+class MaintenanceDetailPublic(MaintenancePublic):
+    suppressed: list[SuppressedPublic] = Field(
+        description="the tickets this window kept from opening"
+    )
 
 
 class TicketsPublic(BaseModel):

@@ -1,586 +1,505 @@
-"""Snapshots in, findings out: per-component fault states, reported on change only.
+"""Snapshots and times in, findings out: the detector of one collector (pure, no clock).
 
-A fault is reported `active=True` once when it appears and `active=False` once when it
-clears. A missing reading (null) is *unknown* and changes nothing, so a sensor that
-stops answering neither opens nor closes a ticket. Pure: no clock (times come in as
-arguments), no I/O.
-
-Rules that are not obvious from the readings alone:
-* while the controller is offline its cards/PSUs/environment are not readable: they
-  are unknown (one `controller_lost`, not hundreds of `card_offline`);
-* the readings of a PSU whose card is offline are unknown too: a PSU that sagged or
-  failed and then took its cabinet dark keeps its finding active, and the cabinet gets
-  `card_offline` on top (its detail names the PSU that went before it);
-* an agent is offline when its MQTT will says so or when no telemetry came for
-  `agent_silence_s`; it is back when a birth message or telemetry arrives.
-
-Two implementations of the per-card rules give identical results (tested): numpy over
-columns (the default) and a plain loop that documents the rules row by row. Measured
-here, steady state: equal at 20 cards, numpy ~10x faster at 200 and ~20x at 2,000
-(1.1 ms vs 22 ms per snapshot); see tests/collector/test_detect.py.
+```
+ snapshots ─frames.py─> per-screen batches (T polls x N elements per reading)
+   per section (controller, psu, card, env), all rules at once:
+     hide what cannot be read (controller lost, cabinet dark, scheduled off)
+     debounce.py: rolling median, hold / clear times, hysteresis -> per-poll states
+   state changes, in time order:
+     emit.py: flapping filter, one report per change of a finding key
+     correlate.py: is a new fault an effect of a root cause (screen dark, link break,
+                   the PSU that took its cabinet dark, a hot screen)?
+   predict.py: bucketed history -> psu_degrading, running_hot, failure forecasts
+ agents: silence (gaps between their snapshots, or `check_agents(now)`), will / birth
+```
+Times come in as arguments (snapshot `ts`, the caller's `now_ms`), so a replayed month
+gives exactly the findings the live month gave. The state that carries between batches
+(pending counts, smoothing windows, bucketed history, flapping) is plain data:
+`dump_state`/`load_state` persist it across restarts (docs/detection.md says why).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import logging
+import pickle
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
+from collector.detect.config import DetectSettings, RuleBook, ScreenRules
+from collector.detect.correlate import Correlator
+from collector.detect.debounce import Carry, Params, debounce, debounce_loop
+from collector.detect.emit import Emitter, Report
 from collector.detect.findings import AGENT_SCREEN, Fault, Finding
-from collector.settings import DetectSettings
+from collector.detect.frames import ScreenBatch, build_batches
+from collector.detect.predict import Judgement, Series, judge_psus, judge_temps
+from collector.detect.rules import Rule, Section
+from collector.detect.schedule import Schedule
+
+log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
 
-# (fault, reading shown in the finding) per columnar section, in emission order.
-CARD_RULES: tuple[tuple[Fault, str], ...] = (
-    (Fault.CARD_OFFLINE, "online"),
-    (Fault.MODULE_FAULT, "module_faults"),
-    (Fault.TEMP_HIGH, "temp_c"),
-    (Fault.FAN_STOPPED, "fan_rpm"),
-    (Fault.DOOR_OPEN, "door_open"),
-    (Fault.SMOKE, "smoke"),
-    (Fault.HUMIDITY_HIGH, "humidity_pct"),
-)
-PSU_RULES: tuple[tuple[Fault, str], ...] = (
-    (Fault.PSU_FAILED, "vout_v"),
-    (Fault.VOLTAGE_LOW, "vout_v"),
-    (Fault.TEMP_HIGH, "temp_c"),
-    (Fault.FAN_STOPPED, "fan_rpm"),
-)
+STATE_VERSION: Final = 1
+# Within one poll, PSUs are judged before their cabinets (a PSU failure is the root of
+# its dark cabinet) and the screen's own sensors last.
+ORDER: Final = (Section.CONTROLLER, Section.PSU, Section.CARD, Section.ENV)
+HISTORY_SLOTS: Final = 160  # buckets of predictive history (26.7 h of 10 min)
 
 
-def _num(col: list[Any] | None, n: int) -> FloatArray:
-    """A column as float64 with NaN for null (or for a column the payload lacks)."""
-    if col is None:
-        return np.full(n, np.nan)
-    return np.array(col, dtype=np.float64)  # numpy turns None into NaN
+def _component(section: Section, ident: str) -> str:
+    if section in (Section.CONTROLLER, Section.ENV):
+        return section.value
+    return f"{section.value}/{ident}"
 
 
-# --- vectorised rules: columns -> (known, active) ------------------------------------
+def _num(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
 
 
-def _vector_card_rules(
-    cols: Mapping[str, list[Any]], n: int, t: DetectSettings
-) -> dict[Fault, tuple[BoolArray, BoolArray]]:
-    online = _num(cols.get("online"), n)
-    faults = _num(cols.get("module_faults"), n)
-    temp = _num(cols.get("temp_c"), n)
-    fan = _num(cols.get("fan_rpm"), n)
-    door = _num(cols.get("door_open"), n)
-    smoke = _num(cols.get("smoke"), n)
-    humidity = _num(cols.get("humidity_pct"), n)
-    return {
-        Fault.CARD_OFFLINE: (~np.isnan(online), online == 0),
-        Fault.MODULE_FAULT: (~np.isnan(faults), faults > 0),
-        Fault.TEMP_HIGH: (~np.isnan(temp), temp > t.card_temp_high_c),
-        Fault.FAN_STOPPED: (~np.isnan(fan), fan < t.fan_min_rpm),
-        Fault.DOOR_OPEN: (~np.isnan(door), door == 1),
-        Fault.SMOKE: (~np.isnan(smoke), smoke == 1),
-        Fault.HUMIDITY_HIGH: (~np.isnan(humidity), humidity > t.humidity_high_pct),
-    }
-
-
-def _vector_psu_rules(
-    cols: Mapping[str, list[Any]], n: int, t: DetectSettings, dark: BoolArray
-) -> dict[Fault, tuple[BoolArray, BoolArray]]:
-    vout = _num(cols.get("vout_v"), n)
-    ok = _num(cols.get("ok"), n)
-    temp = _num(cols.get("temp_c"), n)
-    fan = _num(cols.get("fan_rpm"), n)
-    has_v = ~np.isnan(vout)
-    failed = (vout < t.psu_fail_v) | ((ok == 0) & ~has_v)
-    known_failed = (has_v | (ok == 0)) & ~dark
-    low = ~failed & (vout >= t.psu_fail_v) & (vout < t.psu_low_v)
-    return {
-        Fault.PSU_FAILED: (known_failed, failed),
-        Fault.VOLTAGE_LOW: (known_failed, low),
-        Fault.TEMP_HIGH: (~np.isnan(temp) & ~dark, temp > t.card_temp_high_c),
-        Fault.FAN_STOPPED: (~np.isnan(fan) & ~dark, fan < t.fan_min_rpm),
-    }
-
-
-# --- scalar rules: one row -> {fault: active or None (unknown)} ----------------------
-
-
-def _scalar_card_rules(row: Mapping[str, Any], t: DetectSettings) -> dict[Fault, bool | None]:
-    def cmp(v: Any, f: Callable[[Any], bool]) -> bool | None:
-        return None if v is None else f(v)
-
-    return {
-        Fault.CARD_OFFLINE: cmp(row.get("online"), lambda v: not v),
-        Fault.MODULE_FAULT: cmp(row.get("module_faults"), lambda v: v > 0),
-        Fault.TEMP_HIGH: cmp(row.get("temp_c"), lambda v: v > t.card_temp_high_c),
-        Fault.FAN_STOPPED: cmp(row.get("fan_rpm"), lambda v: v < t.fan_min_rpm),
-        Fault.DOOR_OPEN: cmp(row.get("door_open"), bool),
-        Fault.SMOKE: cmp(row.get("smoke"), bool),
-        Fault.HUMIDITY_HIGH: cmp(row.get("humidity_pct"), lambda v: v > t.humidity_high_pct),
-    }
-
-
-def _scalar_psu_rules(
-    row: Mapping[str, Any], t: DetectSettings, dark: bool
-) -> dict[Fault, bool | None]:
-    if dark:
-        return {fault: None for fault, _ in PSU_RULES}
-    vout, ok, temp, fan = row.get("vout_v"), row.get("ok"), row.get("temp_c"), row.get("fan_rpm")
-    failed: bool | None
-    low: bool | None
-    if vout is not None:
-        failed = vout < t.psu_fail_v
-        low = not failed and vout < t.psu_low_v
-    elif ok is False:
-        failed, low = True, False
-    else:
-        failed = low = None
-    return {
-        Fault.PSU_FAILED: failed,
-        Fault.VOLTAGE_LOW: low,
-        Fault.TEMP_HIGH: None if temp is None else temp > t.card_temp_high_c,
-        Fault.FAN_STOPPED: None if fan is None else fan < t.fan_min_rpm,
-    }
-
-
-def _detail(fault: Fault, reading: str, value: Any, t: DetectSettings, active: bool) -> str:
-    if not active:
-        return "cleared" if value is None else f"cleared: {reading} {value}".lower()
-    if fault is Fault.PSU_FAILED:
-        return f"vout_v {value} < {t.psu_fail_v}" if value is not None else "ok false"
-    if fault is Fault.VOLTAGE_LOW:
-        return f"vout_v {value} < {t.psu_low_v}"
-    if fault is Fault.TEMP_HIGH:
-        return f"temp_c {value} > {t.card_temp_high_c}"
-    if fault is Fault.FAN_STOPPED:
-        return f"fan_rpm {value} < {t.fan_min_rpm}"
-    if fault is Fault.MODULE_FAULT:
-        return f"{value} module(s) faulty"
-    if fault is Fault.HUMIDITY_HIGH:
-        return f"humidity_pct {value} > {t.humidity_high_pct}"
-    return f"{reading} {value}".lower()
-
-
-def _as_value(value: Any) -> float | None:
-    """The number a finding carries; None for flags and structured readings (ports_found)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+# Per section: its rules, states (T, R, N), states before the batch (R, N), smoothed values.
+_Result = tuple[tuple[Rule, ...], npt.NDArray[np.int8], npt.NDArray[np.int8], FloatArray]
 
 
 @dataclass(slots=True)
-class _ColumnState:
-    """Previous state of one section of one screen: -1 unknown, 0 clear, 1 active.
-
-    States of ids that leave the snapshot are parked, so a card that drops out of the
-    list and comes back does not report its still-active fault a second time.
-    """
-
+class _SectionState:
     ids: tuple[str, ...]
-    states: dict[Fault, npt.NDArray[np.int8]]
-    parked: dict[str, dict[Fault, int]] = field(default_factory=dict)
-
-    def aligned(self, ids: tuple[str, ...], faults: Iterable[Fault]) -> _ColumnState:
-        if ids == self.ids:
-            return self
-        faults = list(faults)
-        where = {ident: i for i, ident in enumerate(self.ids)}
-        index = np.array([where.get(ident, -1) for ident in ids], dtype=np.intp)
-        found = index >= 0
-        parked = self.parked
-        kept = set(ids)
-        for i, ident in enumerate(self.ids):
-            if ident not in kept:
-                parked[ident] = {f: int(self.states[f][i]) for f in faults if f in self.states}
-        states = {}
-        for fault in faults:
-            old = self.states.get(fault)
-            new = np.full(len(ids), -1, dtype=np.int8)
-            if old is not None:
-                new[found] = old[index[found]]
-            states[fault] = new
-        for j in np.flatnonzero(~found):
-            back = parked.pop(ids[j], None)
-            if back:
-                for fault, value in back.items():
-                    states[fault][j] = value
-        return _ColumnState(ids, states, parked)
+    carry: Carry
+    parked: dict[str, Carry] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
-class _AgentState:
-    last_seen_ms: int
+class _Screen:
+    site: str
+    screen: str
+    emit: Emitter
+    sections: dict[Section, _SectionState] = field(default_factory=dict)
+    last_ts: int = -1
+    interval_ms: float = 0.0  # typical time between two polls
+    gaps: list[int] = field(default_factory=list)  # the last few times between polls
+    psus: Series | None = None
+    temps: Series | None = None
+    series_ids: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    psu_vout: FloatArray = field(default_factory=lambda: np.zeros(0))  # last known vout
+
+
+@dataclass(slots=True)
+class _Agent:
+    last_seen: int
+    screens: set[tuple[str, str]] = field(default_factory=set)
     will_offline: bool = False
-    active: bool = False  # what was last reported
+    offline: bool = False  # what was last reported
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """A PSU's predicted failure time at one judgement (also written to InfluxDB)."""
+
+    site: str
+    screen: str
+    psu: str
+    ts_ms: int
+    predicted_failure_ms: int
+    slope_v_per_h: float | None
+    level_v: float | None
 
 
 @dataclass
 class Detector:
-    """Holds per-screen fault states between snapshots; one instance per collector."""
+    """Holds per-screen detection state between batches; one instance per collector."""
 
-    settings: DetectSettings = field(default_factory=lambda: DetectSettings())
-    vectorised: bool = True
-    _flat: dict[tuple[str, str], dict[tuple[str, Fault], bool]] = field(default_factory=dict)
-    _cols: dict[tuple[str, str, str], _ColumnState] = field(default_factory=dict)
-    _rows: dict[tuple[str, str, str], dict[tuple[str, Fault], bool]] = field(default_factory=dict)
-    _agents: dict[tuple[str, str], _AgentState] = field(default_factory=dict)
-    _last_ts: dict[tuple[str, str], int] = field(default_factory=dict)
-    stale: int = 0  # snapshots older than one already judged: stored, not judged again
+    settings: DetectSettings = field(default_factory=DetectSettings)
+    vectorised: bool = True  # False: the poll-by-poll reference machine (tests)
+    stale: int = 0  # snapshots not newer than one already judged: stored, not judged
+    forecasts: list[Forecast] = field(default_factory=list)  # drained by the caller
+    _screens: dict[tuple[str, str], _Screen] = field(default_factory=dict)
+    _agents: dict[tuple[str, str], _Agent] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.book = RuleBook(self.settings)
+        self._params: dict[tuple[str, str, Section], tuple[tuple[Rule, ...], Params]] = {}
 
     # -- telemetry ----------------------------------------------------------------------
 
     def process(
         self, docs: Iterable[Mapping[str, Any]], now_ms: int | None = None
     ) -> list[Finding]:
-        """Findings for a batch of validated snapshots, in arrival order.
+        """Findings for a batch of validated snapshots, in time order.
 
         `now_ms` is when the batch was received (for agent silence); default: each
         snapshot's own `ts`.
         """
+        return self.process_batches(build_batches(docs, now_ms))
+
+    def process_batches(self, batches: Iterable[ScreenBatch]) -> list[Finding]:
         out: list[Finding] = []
-        for doc in docs:
-            # A re-delivered or late backlog snapshot must not take a screen back in time
-            # (a cleared fault would open again, then clear again with the next one).
-            key, ts = (doc["site"], doc["screen"]), int(doc["ts"])
-            if ts < self._last_ts.get(key, ts):
-                self.stale += 1
-            else:
-                self._last_ts[key] = ts
-                self._process_one(doc, out)
-            seen = int(doc["ts"]) if now_ms is None else now_ms
-            out += self._agent_seen(doc["site"], doc["agent"], seen)
+        for batch in batches:
+            out += self._judge(batch)
+            out += self._agents_seen(batch)
+        out.sort(key=lambda f: f.ts_ms)
         return out
 
-    def _process_one(self, doc: Mapping[str, Any], out: list[Finding]) -> None:
-        t = self.settings
-        site, screen, ts = doc["site"], doc["screen"], int(doc["ts"])
-        flat = self._flat.setdefault((site, screen), {})
+    # -- one screen ---------------------------------------------------------------------
 
-        def emit_flat(component: str, fault: Fault, active: bool | None, value: Any) -> None:
-            if active is None:
-                return
-            key = (component, fault)
-            prev = flat.get(key)
-            if (prev is None and active) or (prev is not None and prev != active):
-                out.append(
-                    Finding(
-                        site,
-                        screen,
-                        component,
-                        fault,
-                        active,
-                        ts,
-                        _detail(fault, fault.value, value, t, active),
-                        _as_value(value),
-                    )
-                )
-            flat[key] = active
+    def _screen(self, site: str, screen: str) -> _Screen:
+        st = self._screens.get((site, screen))
+        if st is None:
+            s = self.settings
+            emit = Emitter(site, screen, int(s.flap_window_s * 1000), int(s.flap_clear_s * 1000))
+            st = self._screens[(site, screen)] = _Screen(site, screen, emit)
+        return st
 
-        ctrl = doc["controller"]
-        online = ctrl.get("online")
-        emit_flat("controller", Fault.CONTROLLER_LOST, None if online is None else not online, None)
-        if online is False:
-            return  # nothing behind a lost controller is readable: all unknown
-        signal = ctrl.get("signal_ok")
-        emit_flat("controller", Fault.SIGNAL_LOST, None if signal is None else not signal, None)
-        # A port on its backup line still shows the picture, but its primary cable or
-        # port failed: the screen has lost its redundancy until someone repairs it.
-        ports = ctrl.get("redundancy")
-        known = [p for p in ports or () if p is not None]
-        backup = [i for i, p in enumerate(ports or ()) if p == "backup"]
-        emit_flat("controller", Fault.REDUNDANCY_BACKUP, bool(backup) if known else None,
-                  f"ports on backup: {backup}" if backup else None)
-        layout = ctrl.get("layout_ok")  # a port answers with fewer/more cards than configured
-        emit_flat("controller", Fault.LAYOUT_MISMATCH, None if layout is None else not layout,
-                  ctrl.get("ports_found"))
-        temp = ctrl.get("temp_c")
-        emit_flat(
-            "controller", Fault.TEMP_HIGH, None if temp is None else temp > t.card_temp_high_c, temp
-        )
-        if self.vectorised:
-            self._columns_vectorised(site, screen, ts, doc["cards"], doc["psus"], out)
-        else:
-            self._columns_simple(site, screen, ts, doc["cards"], doc["psus"], out)
-        # The screen-level `env` aggregates the cabinets' sensors: judging both would open
-        # two tickets for one open door. Use env only for what no card reports itself.
-        env = doc.get("env") or {}
-        cards = doc["cards"]
-        for fault, key, column, rule in (
-            (Fault.TEMP_HIGH, "temp_c", None, lambda v: v > t.card_temp_high_c),
-            (Fault.FAN_STOPPED, "fan_rpm", "fan_rpm", lambda v: v < t.fan_min_rpm),
-            (Fault.DOOR_OPEN, "door_open", "door_open", bool),
-            (Fault.SMOKE, "smoke", "smoke", bool),
-            (Fault.HUMIDITY_HIGH, "humidity_pct", "humidity_pct",
-             lambda v: v > t.humidity_high_pct),
-        ):
-            if column is not None and any(v is not None for v in cards.get(column, ())):
-                continue
-            value = env.get(key)
-            emit_flat("env", fault, None if value is None else rule(value), value)
-
-    # -- the numpy path ----------------------------------------------------------------
-
-    def _columns_vectorised(
-        self,
-        site: str,
-        screen: str,
-        ts: int,
-        cards: Mapping[str, list[Any]],
-        psus: Mapping[str, list[Any]],
-        out: list[Finding],
-    ) -> None:
-        t = self.settings
-        card_ids = tuple(str(i) for i in cards["id"])
-        card_rules = _vector_card_rules(cards, len(card_ids), t)
-        offline = card_rules[Fault.CARD_OFFLINE][1]
-        psu_ids = tuple(str(i) for i in psus["id"])
-        psu_card = psus.get("card")
-        if psu_card is not None and offline.any():
-            dark_cards = {card_ids[i] for i in np.flatnonzero(offline)}
-            dark = np.array([c in dark_cards for c in psu_card], dtype=bool)
-        else:
-            dark = np.zeros(len(psu_ids), dtype=bool)
-        psu_rules = _vector_psu_rules(psus, len(psu_ids), t, dark)
-        psu_found = self._emit_columns(
-            site, screen, ts, "psu", psu_ids, psus, psu_rules, PSU_RULES, out, None
-        )
-        self._emit_columns(
-            site,
-            screen,
-            ts,
-            "card",
-            card_ids,
-            cards,
-            card_rules,
-            CARD_RULES,
-            out,
-            (psu_found, psu_card, psu_ids),
-        )
-
-    def _emit_columns(
-        self,
-        site: str,
-        screen: str,
-        ts: int,
-        section: str,
-        ids: tuple[str, ...],
-        cols: Mapping[str, list[Any]],
-        rules: dict[Fault, tuple[BoolArray, BoolArray]],
-        order: tuple[tuple[Fault, str], ...],
-        out: list[Finding],
-        psu_context: tuple[dict[str, str], list[Any] | None, tuple[str, ...]] | None,
-    ) -> dict[str, str]:
-        """Emit changed findings; return {component: fault} of PSUs failing or sagging."""
+    def _section_params(
+        self, site: str, screen: str, sr: ScreenRules, section: Section
+    ) -> tuple[tuple[Rule, ...], Params]:
         key = (site, screen, section)
-        faults = [f for f, _ in order]
-        old = self._cols.get(key)
-        state = (
-            old.aligned(ids, faults)
-            if old is not None
-            else _ColumnState(ids, {f: np.full(len(ids), -1, dtype=np.int8) for f in faults})
-        )
-        self._cols[key] = state
-        pending: list[tuple[int, int, Finding]] = []
-        for rank, (fault, reading) in enumerate(order):
-            known, active = rules[fault]
-            prev = state.states[fault]
-            new = active.astype(np.int8)
-            changed = known & (new != prev) & ~((prev == -1) & (new == 0))
-            np.copyto(prev, new, where=known)
-            col = cols.get(reading)
-            for i in np.flatnonzero(changed):
-                value = None if col is None else col[i]
-                pending.append(
-                    (
-                        int(i),
-                        rank,
-                        self._finding(
-                            site,
-                            screen,
-                            section,
-                            ids[i],
-                            fault,
-                            bool(new[i]),
-                            ts,
-                            reading,
-                            value,
-                            psu_context,
-                        ),
-                    )
-                )
-        pending.sort(key=lambda p: (p[0], p[1]))
-        out += [p[2] for p in pending]
-        bad: dict[str, str] = {}
-        if section == "psu":
-            for fault in (Fault.PSU_FAILED, Fault.VOLTAGE_LOW):
-                for i in np.flatnonzero(state.states[fault] == 1):
-                    bad.setdefault(ids[i], fault.value)
-        return bad
+        found = self._params.get(key)
+        if found is None:
+            rules = tuple(r for r in sr.rules if r.section is section)
+            found = self._params[key] = (rules, Params.of(rules))
+        return found
 
-    def _finding(
+    def _carry(
+        self, st: _Screen, section: Section, ids: tuple[str, ...], p: Params
+    ) -> _SectionState:
+        sec = st.sections.get(section)
+        r, h, w = p.set_level.shape[0], p.history_len, p.window_len
+        if sec is None or not sec.carry.fits(r, h, w):
+            sec = st.sections[section] = _SectionState(ids, Carry.fresh(r, len(ids), h, w))
+            return sec
+        if sec.ids == ids:
+            return sec
+        # A new layout: keep each element's state by id; park the ones that left.
+        kept = set(ids)
+        for i, ident in enumerate(sec.ids):
+            if ident not in kept:
+                sec.parked[ident] = sec.carry.take(np.array([i]))
+        pool_ids = list(sec.ids)
+        pools = [sec.carry]
+        for ident in ids:
+            if ident not in sec.ids and ident in sec.parked:
+                pool_ids.append(ident)
+                pools.append(sec.parked.pop(ident))
+        pool = pools[0] if len(pools) == 1 else Carry.concat(pools)
+        where = {ident: i for i, ident in enumerate(pool_ids)}
+        index = np.array([where.get(ident, -1) for ident in ids], dtype=np.int64)
+        sec.ids, sec.carry = ids, pool.take(index)
+        return sec
+
+    def _judge(self, batch: ScreenBatch) -> list[Finding]:
+        st = self._screen(batch.site, batch.screen)
+        keep = batch.ts > np.maximum.accumulate(np.concatenate([[st.last_ts], batch.ts[:-1]]))
+        if not keep.all():
+            # A re-delivered or late backlog snapshot must not take a screen back in time
+            # (a cleared fault would open again), nor count twice towards a hold time.
+            self.stale += int((~keep).sum())
+            if not keep.any():
+                return []
+            batch = _rows(batch, keep)
+        t = len(batch)
+        ts = batch.ts
+        # The screen's poll interval: the median of its last gaps, so an outage (one long
+        # gap) does not make the agent's silence limit long.
+        gaps = np.diff(np.concatenate([[st.last_ts], ts]) if st.last_ts >= 0 else ts)
+        st.gaps = (st.gaps + [int(g) for g in gaps[-9:]])[-9:]
+        if st.gaps:
+            st.interval_ms = float(sorted(st.gaps)[len(st.gaps) // 2])
+        st.last_ts = int(ts[-1])
+        sr = self.book.for_screen(batch.site, batch.screen)
+        off = sr.schedule.off_mask(ts)
+        machine = debounce if self.vectorised else debounce_loop
+        results: dict[Section, _Result] = {}
+        lost = np.zeros(t, dtype=bool)
+        card_dark = np.zeros((t, len(batch.layout[0])), dtype=bool)
+        for section in ORDER:
+            frame = batch.sections[section]
+            rules, params = self._section_params(batch.site, batch.screen, sr, section)
+            n = len(frame.ids)
+            raw = np.stack([frame.values[r.reading] for r in rules], axis=1) if rules else (
+                np.zeros((t, 0, n)))
+            hide = self._hidden(section, rules, raw, off, lost, card_dark, batch)
+            values = np.where(hide, np.nan, raw)
+            sec = self._carry(st, section, frame.ids, params)
+            prev = sec.carry.state
+            states, smoothed, sec.carry = machine(params, sec.carry, values, ts)
+            results[section] = (rules, states, prev, smoothed)
+            if section is Section.CONTROLLER:
+                i = _index(rules, "controller_lost")
+                lost = raw[:, i, 0] == 0 if i is not None else lost
+            elif section is Section.CARD:
+                i = _index(rules, "card_offline")
+                card_dark = values[:, i, :] == 0 if i is not None else card_dark
+        return self._report(st, batch, sr, results, card_dark)
+
+    def _hidden(
         self,
-        site: str,
-        screen: str,
-        section: str,
-        ident: str,
-        fault: Fault,
-        active: bool,
-        ts: int,
-        reading: str,
-        value: Any,
-        psu_context: tuple[dict[str, str], list[Any] | None, tuple[str, ...]] | None,
-    ) -> Finding:
-        detail = _detail(fault, reading, value, self.settings, active)
-        if fault is Fault.CARD_OFFLINE and active and psu_context is not None:
-            bad, psu_card, psu_ids = psu_context
-            if psu_card is not None:
-                before = [
-                    f"psu/{pid} {bad[pid]}"
-                    for pid, card in zip(psu_ids, psu_card, strict=False)
-                    if card == ident and pid in bad
-                ]
-                if before:
-                    detail = "card offline after " + ", ".join(before)
-        return Finding(
-            site, screen, f"{section}/{ident}", fault, active, ts, detail, _as_value(value)
-        )
+        section: Section,
+        rules: tuple[Rule, ...],
+        raw: FloatArray,
+        off: BoolArray,
+        lost: BoolArray,
+        card_dark: BoolArray,
+        batch: ScreenBatch,
+    ) -> BoolArray:
+        t, r, n = raw.shape
+        hide = np.zeros((t, r, n), dtype=bool)
+        dark = np.array([rule.dark for rule in rules], dtype=bool).reshape(1, r, 1)
+        if off.any():
+            hide |= off.reshape(t, 1, 1) & dark
+        if section is Section.CONTROLLER:
+            i = _index(rules, "controller_lost")
+            if i is not None:  # behind a lost controller nothing else is readable
+                gone = (raw[:, i, 0] == 0).reshape(t, 1, 1)
+                others = np.ones((1, r, 1), dtype=bool)
+                others[0, i, 0] = False
+                hide |= gone & others
+            return hide
+        hide |= lost.reshape(t, 1, 1)
+        if section is Section.CARD:
+            i = _index(rules, "card_offline")
+            if i is not None:
+                others = np.ones((1, r, 1), dtype=bool)
+                others[0, i, 0] = False
+                hide |= (raw[:, i, :] == 0)[:, np.newaxis, :] & others
+        elif section is Section.PSU:
+            # A PSU's readings behind a dark cabinet are stale or bogus: unknown.
+            has = batch.psu_card >= 0
+            if has.any():
+                behind = np.zeros((t, n), dtype=bool)
+                behind[:, has] = card_dark[:, batch.psu_card[has]]
+                hide |= behind[:, np.newaxis, :]
+        elif section is Section.ENV:
+            cards = batch.sections[Section.CARD].values
+            for i, rule in enumerate(rules):
+                col = cards.get(rule.unless_cards) if rule.unless_cards else None
+                if col is not None and col.shape[1]:
+                    hide[:, i, :] |= (~np.isnan(col)).any(axis=1).reshape(t, 1)
+        return hide
 
-    # -- the plain-Python path (reference, tested equal) -------------------------------
-
-    def _columns_simple(
+    def _report(
         self,
-        site: str,
-        screen: str,
-        ts: int,
-        cards: Mapping[str, list[Any]],
-        psus: Mapping[str, list[Any]],
-        out: list[Finding],
-    ) -> None:
-        t = self.settings
-        card_ids = [str(i) for i in cards["id"]]
-        card_keys = list(cards)
-        card_rows = [
-            dict(zip(card_keys, vals, strict=True)) for vals in zip(*cards.values(), strict=True)
-        ]
-        card_results = [_scalar_card_rules(row, t) for row in card_rows]
-        dark_cards = {
-            cid for cid, r in zip(card_ids, card_results, strict=True) if r[Fault.CARD_OFFLINE]
-        }
-        psu_keys = list(psus)
-        psu_rows = [
-            dict(zip(psu_keys, vals, strict=True)) for vals in zip(*psus.values(), strict=True)
-        ]
-        psu_ids = [str(i) for i in psus["id"]]
-        psu_card = psus.get("card")
-        psu_results = [
-            _scalar_psu_rules(row, t, row.get("card") in dark_cards if psu_card else False)
-            for row in psu_rows
-        ]
-        psu_state = self._rows.setdefault((site, screen, "psu"), {})
-        self._emit_rows(
-            site, screen, ts, "psu", psu_ids, psu_rows, psu_results, PSU_RULES, psu_state, out, None
-        )
-        bad: dict[str, str] = {}
-        for pid in psu_ids:
-            for fault in (Fault.PSU_FAILED, Fault.VOLTAGE_LOW):
-                if psu_state.get((pid, fault)):
-                    bad.setdefault(pid, fault.value)
-        card_state = self._rows.setdefault((site, screen, "card"), {})
-        self._emit_rows(
-            site,
-            screen,
-            ts,
-            "card",
-            card_ids,
-            card_rows,
-            card_results,
-            CARD_RULES,
-            card_state,
-            out,
-            (bad, psu_card, tuple(psu_ids)),
-        )
+        st: _Screen,
+        batch: ScreenBatch,
+        sr: ScreenRules,
+        results: dict[Section, _Result],
+        card_dark: BoolArray,
+    ) -> list[Finding]:
+        emit = st.emit
+        emit.out = []
+        ts = batch.ts
+        psu_rules, _, _, psu_sm = results[Section.PSU]
+        card_rules, _, _, card_sm = results[Section.CARD]
+        vl = _index(psu_rules, "voltage_low")
+        vout = psu_sm[:, vl, :] if vl is not None else np.full((len(ts), len(batch.layout[1])),
+                                                                np.nan)
+        known_vout = _ffill(vout, st.psu_vout)
+        st.psu_vout = known_vout[-1].copy()
+        th = _index(card_rules, "card_temp_high")
+        temps = card_sm[:, th, :] if th is not None else np.full(card_dark.shape, np.nan)
+        low_v = sr.by_name["voltage_low"].threshold if "voltage_low" in sr.by_name else 4.6
+        hot_c = sr.by_name["card_temp_high"].threshold if "card_temp_high" in sr.by_name else 75.0
+        s = self.settings
+        corr = Correlator(batch, emit, card_dark, temps, known_vout,
+                          np.full(len(batch.layout[1]), low_v), s.screen_dark_fraction,
+                          s.screen_hot_margin_c, hot_c, s.min_cards_for_screen)
+        events = self._events(batch, results)
+        events += self._predictions(st, batch, vout, temps)
+        events.sort(key=lambda e: (e[0], e[1]))
+        for row, _order, apply in events:
+            self._release_flaps(emit, ts, int(ts[row]))
+            apply(row, corr)
+        self._release_flaps(emit, ts, int(ts[-1]))
+        out, emit.out = emit.out, []
+        return out
 
-    def _emit_rows(
+    def _release_flaps(self, emit: Emitter, ts: IntArray, now_ms: int) -> None:
+        for key, due in emit.due_clears(now_ms):
+            row = min(int(np.searchsorted(ts, due)), len(ts) - 1)
+            emit.release_flap(key, Report(int(ts[row])))
+
+    def _events(
         self,
-        site: str,
-        screen: str,
-        ts: int,
-        section: str,
-        ids: list[str],
-        rows: list[dict[str, Any]],
-        results: list[dict[Fault, bool | None]],
-        order: tuple[tuple[Fault, str], ...],
-        state: dict[tuple[str, Fault], bool],
-        out: list[Finding],
-        psu_context: tuple[dict[str, str], list[Any] | None, tuple[str, ...]] | None,
-    ) -> None:
-        for ident, row, result in zip(ids, rows, results, strict=True):
-            for fault, reading in order:
-                active = result[fault]
-                if active is None:
-                    continue
-                prev = state.get((ident, fault))
-                if (prev is None and active) or (prev is not None and prev != active):
-                    out.append(
-                        self._finding(
-                            site,
-                            screen,
-                            section,
-                            ident,
-                            fault,
-                            active,
-                            ts,
-                            reading,
-                            row.get(reading),
-                            psu_context,
-                        )
-                    )
-                state[(ident, fault)] = active
+        batch: ScreenBatch,
+        results: dict[Section, _Result],
+    ) -> list[tuple[int, tuple[int, ...], Any]]:
+        """State changes of every rule as (row, ordering key, action) triples."""
+        events: list[tuple[int, tuple[int, ...], Any]] = []
+        for rank, section in enumerate(ORDER):
+            rules, states, prev, smoothed = results[section]
+            if not rules:
+                continue
+            before = np.concatenate([prev[np.newaxis], states[:-1]], axis=0)
+            rows, rs, ns = np.nonzero(states != before)
+            ids = batch.sections[section].ids
+            for row, r, n in zip(rows.tolist(), rs.tolist(), ns.tolist(), strict=True):
+                rule = rules[r]
+                value = float(smoothed[row, r, n])
+                active = bool(states[row, r, n])
+                act = self._rule_action(section, rule, ids[n], n, active, value)
+                # a short chain is judged after the cabinets that made it short
+                order = len(ORDER) if rule.name == "layout_mismatch" else rank
+                events.append((row, (1, order, n, r), act))
+        return events
+
+    def _rule_action(
+        self, section: Section, rule: Rule, ident: str, n: int, active: bool, value: float
+    ) -> Any:
+        def apply(row: int, corr: Correlator) -> None:
+            emit = corr.emit
+            ts = int(corr.batch.ts[row])
+            key = emit.key(_component(section, ident), rule.fault)
+            shown = _num(value)
+            if not active:
+                detail = f"cleared: {rule.reading} {shown}" if shown is not None else "cleared"
+                emit.rule_cleared(key, Report(ts, detail, shown))
+                return
+            evidence = {"rule": rule.name, "reading": rule.reading, "value": shown,
+                        "threshold": rule.threshold, "hold_polls": rule.hold_polls}
+            rep = Report(ts, rule.describe(shown), shown, rule.priority, evidence)
+            if rule.name == "card_offline":
+                emit.rule_opened(key, rep, lambda: corr.card_offline(row, n))
+            elif rule.name == "card_temp_high":
+                emit.rule_opened(key, rep, lambda: corr.card_hot(row, n))
+            elif rule.name == "layout_mismatch":
+                emit.rule_opened(key, rep, lambda: corr.dark_root(row))
+            else:
+                emit.rule_opened(key, rep, lambda: None)
+
+        return apply
+
+    def _predictions(
+        self, st: _Screen, batch: ScreenBatch, vout: FloatArray, temps: FloatArray
+    ) -> list[tuple[int, tuple[int, ...], Any]]:
+        p = self.settings.predict
+        if not p.enabled:
+            return []
+        card_ids, psu_ids = batch.layout
+        events: list[tuple[int, tuple[int, ...], Any]] = []
+        for attr, ids, values, judge, section, fault in (
+            ("psus", psu_ids, vout, judge_psus, Section.PSU, Fault.PSU_DEGRADING),
+            ("temps", card_ids, temps, judge_temps, Section.CARD, Fault.RUNNING_HOT),
+        ):
+            series: Series | None = getattr(st, attr)
+            before = st.series_ids.get(attr)
+            if series is None:
+                series = Series.fresh(len(ids), HISTORY_SLOTS)
+            elif before != ids:
+                where = {ident: i for i, ident in enumerate(before or ())}
+                series = series.take(np.array([where.get(i, -1) for i in ids], dtype=np.int64))
+            setattr(st, attr, series)
+            st.series_ids[attr] = ids
+            judged = series.add(batch.ts, values, p, partial(judge, p=p))
+            for row, j in judged:
+                events.append((row, (0, j.index), self._predict_action(
+                    section, ids[j.index], fault, j)))
+        return events
+
+    def _predict_action(self, section: Section, ident: str, fault: Fault, j: Judgement) -> Any:
+        def apply(row: int, corr: Correlator) -> None:
+            emit = corr.emit
+            key = emit.key(_component(section, ident), fault)
+            if j.predicted_failure_ms is not None and section is Section.PSU:
+                ev = j.evidence
+                self.forecasts.append(Forecast(emit.site, emit.screen, ident, j.ts_ms,
+                                               j.predicted_failure_ms, ev.get("slope_v_per_h"),
+                                               ev.get("level_v")))
+            if j.active is None:
+                return
+            detail = j.detail if j.active else f"back with its peers: {j.detail}"
+            emit.predict(key, j.active, Report(j.ts_ms, detail, j.value, None, j.evidence,
+                                               j.predicted_failure_ms))
+
+        return apply
 
     # -- agents --------------------------------------------------------------------------
 
-    def _agent_seen(self, site: str, agent: str, now_ms: int) -> list[Finding]:
-        st = self._agents.get((site, agent))
-        if st is None:
-            self._agents[(site, agent)] = _AgentState(last_seen_ms=now_ms)
-            return []
-        st.last_seen_ms = max(st.last_seen_ms, now_ms)
-        if st.active and not st.will_offline:
-            st.active = False
-            return [self._agent_finding(site, agent, False, now_ms, "telemetry again")]
-        return []
+    def _silence_ms(self, agent: _Agent) -> float:
+        s = self.settings
+        polls = [self._screens[k].interval_ms for k in agent.screens if k in self._screens]
+        interval = min((p for p in polls if p > 0), default=0.0)
+        return max(s.agent_silence_s * 1000, s.agent_silence_polls * interval)
+
+    def _all_off_until(self, agent: _Agent, ts_ms: int) -> int:
+        """`ts_ms`, or later if every screen of the agent is switched off on schedule."""
+        schedules: list[Schedule] = [
+            self.book.for_screen(site, screen).schedule for site, screen in agent.screens
+        ]
+        if not schedules or any(not s.is_off(ts_ms) for s in schedules):
+            return ts_ms
+        return min(s.on_again(ts_ms) for s in schedules)
+
+    def _agents_seen(self, batch: ScreenBatch) -> list[Finding]:
+        out: list[Finding] = []
+        for name in dict.fromkeys(batch.agents):
+            rows = np.array([a == name for a in batch.agents]) if len(set(batch.agents)) > 1 \
+                else slice(None)
+            seen = batch.seen_ms[rows]
+            key = (batch.site, name)
+            ag = self._agents.get(key)
+            if ag is None:
+                ag = self._agents[key] = _Agent(last_seen=int(seen[0]))
+            ag.screens.add((batch.site, batch.screen))
+            limit = self._silence_ms(ag)
+            times = np.concatenate([[ag.last_seen], np.sort(seen)])
+            for i in np.flatnonzero(np.diff(times) > limit):
+                start = self._all_off_until(ag, int(times[i] + limit))
+                if start < times[i + 1] and not ag.offline:
+                    silent = (start - times[i]) / 1000
+                    out.append(self._agent_finding(batch.site, name, True, start,
+                                                   f"no telemetry for {silent:.0f} s"))
+                    ag.offline = True
+                if ag.offline and not ag.will_offline:
+                    out.append(self._agent_finding(batch.site, name, False, int(times[i + 1]),
+                                                   "telemetry again"))
+                    ag.offline = False
+            if ag.offline and not ag.will_offline:
+                out.append(self._agent_finding(batch.site, name, False, int(seen[0]),
+                                               "telemetry again"))
+                ag.offline = False
+            ag.last_seen = max(ag.last_seen, int(seen.max()))
+        return out
 
     def process_status(
         self, site: str, agent: str, doc: Mapping[str, Any], now_ms: int
     ) -> list[Finding]:
         """An agent's birth (`online`) or will / clean stop (`offline`) message."""
-        st = self._agents.setdefault((site, agent), _AgentState(last_seen_ms=now_ms))
+        ag = self._agents.setdefault((site, agent), _Agent(last_seen=now_ms))
         offline = doc.get("state") == "offline"
-        st.will_offline = offline
-        if offline and not st.active:
-            st.active = True
+        ag.will_offline = offline
+        if offline and not ag.offline:
+            ag.offline = True
             return [self._agent_finding(site, agent, True, now_ms, "agent reported offline")]
         if not offline:
-            st.last_seen_ms = max(st.last_seen_ms, now_ms)
-            if st.active:
-                st.active = False
+            ag.last_seen = max(ag.last_seen, now_ms)
+            if ag.offline:
+                ag.offline = False
                 return [self._agent_finding(site, agent, False, now_ms, "agent online again")]
         return []
 
     def check_agents(self, now_ms: int) -> list[Finding]:
-        """Agents silent for longer than `agent_silence_s`; call periodically."""
-        limit = int(self.settings.agent_silence_s * 1000)
+        """Agents silent for longer than their limit (see DetectSettings); call
+        periodically with the current time."""
         out: list[Finding] = []
-        for (site, agent), st in self._agents.items():
-            if not st.active and now_ms - st.last_seen_ms > limit:
-                st.active = True
-                silent_s = (now_ms - st.last_seen_ms) / 1000
-                out.append(
-                    self._agent_finding(
-                        site, agent, True, now_ms, f"no telemetry for {silent_s:.0f} s"
-                    )
-                )
+        for (site, name), ag in self._agents.items():
+            if ag.offline:
+                continue
+            limit = self._silence_ms(ag)
+            if now_ms - ag.last_seen <= limit:
+                continue
+            # Reported at the moment the silence passed the limit (or the agent's screens
+            # came back on schedule), which live is about now and in a replay exact.
+            start = self._all_off_until(ag, int(ag.last_seen + limit))
+            if start <= now_ms:
+                ag.offline = True
+                silent_s = (start - ag.last_seen) / 1000
+                out.append(self._agent_finding(site, name, True, start,
+                                               f"no telemetry for {silent_s:.0f} s"))
         return out
 
     @staticmethod
@@ -588,3 +507,73 @@ class Detector:
         return Finding(
             site, AGENT_SCREEN, f"agent/{agent}", Fault.AGENT_OFFLINE, active, ts, detail
         )
+
+    # -- persistence --------------------------------------------------------------------
+
+    def dump_state(self) -> bytes:
+        """Everything that carries between batches, for a restart (not the settings)."""
+        return pickle.dumps(
+            {"version": STATE_VERSION, "screens": self._screens, "agents": self._agents,
+             "stale": self.stale},
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
+
+    def load_state(self, blob: bytes) -> bool:
+        """Restore `dump_state` output; False (and a fresh state) if it does not fit."""
+        try:
+            data = pickle.loads(blob)  # our own table, written by dump_state
+            if data.get("version") != STATE_VERSION:
+                raise ValueError(f"state version {data.get('version')} != {STATE_VERSION}")
+            screens, agents = data["screens"], data["agents"]
+        except Exception as exc:
+            log.warning("detector state not restored (%s); starting fresh", exc)
+            return False
+        self._screens, self._agents = screens, agents
+        self.stale = int(data.get("stale", 0))
+        s = self.settings
+        for st in self._screens.values():  # settings may have changed since
+            st.emit.flap_window_ms = int(s.flap_window_s * 1000)
+            st.emit.flap_clear_ms = int(s.flap_clear_s * 1000)
+        return True
+
+    @property
+    def screens_tracked(self) -> int:
+        return len(self._screens)
+
+
+def _index(rules: tuple[Rule, ...], name: str) -> int | None:
+    for i, rule in enumerate(rules):
+        if rule.name == name:
+            return i
+    return None
+
+
+def _ffill(values: FloatArray, start: FloatArray) -> FloatArray:
+    """Each column's last known value at each row (carrying `start` in)."""
+    t, n = values.shape
+    if t == 0 or n == 0:
+        return values
+    base = start if start.shape == (n,) else np.full(n, np.nan)
+    full = np.concatenate([base[np.newaxis], values], axis=0)
+    idx = np.where(~np.isnan(full), np.arange(t + 1).reshape(t + 1, 1), 0)
+    idx = np.maximum.accumulate(idx, axis=0)
+    return np.take_along_axis(full, idx, axis=0)[1:]
+
+
+def _rows(batch: ScreenBatch, keep: BoolArray) -> ScreenBatch:
+    from collector.detect.frames import SectionFrame
+
+    return ScreenBatch(
+        site=batch.site,
+        screen=batch.screen,
+        ts=batch.ts[keep],
+        seen_ms=batch.seen_ms[keep],
+        agents=tuple(a for a, k in zip(batch.agents, keep, strict=True) if k),
+        sections={
+            s: SectionFrame(f.ids, {r: v[keep] for r, v in f.values.items()})
+            for s, f in batch.sections.items()
+        },
+        psu_card=batch.psu_card,
+        card_port=batch.card_port,
+        card_index=batch.card_index,
+    )

@@ -214,16 +214,24 @@ def snapshots_lines(docs: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 class TicketChangeLike(Protocol):
-    """The fields of `collector.tickets.service.TicketChange` this encoder reads."""
+    """The fields of `collector.tickets.models.TicketChange` (frozen) this encoder reads."""
 
-    ticket_id: int
-    site: str
-    screen: str
-    component: str
-    fault: str
-    priority: str
-    state: str
-    ts_ms: int
+    @property
+    def ticket_id(self) -> int: ...
+    @property
+    def site(self) -> str: ...
+    @property
+    def screen(self) -> str: ...
+    @property
+    def component(self) -> str: ...
+    @property
+    def fault(self) -> str: ...
+    @property
+    def priority(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def ts_ms(self) -> int: ...
 
 
 def ticket_line(change: TicketChangeLike) -> str:
@@ -237,3 +245,29 @@ def ticket_line(change: TicketChangeLike) -> str:
         f"component={escape_str(change.component)}"
     )
     return f"ticket,{tags} {fields} {int(change.ts_ms)}"
+
+
+class ForecastLike(Protocol):
+    """The fields of `collector.detect.engine.Forecast` (frozen) this encoder reads."""
+
+    @property
+    def site(self) -> str: ...
+    @property
+    def screen(self) -> str: ...
+    @property
+    def psu(self) -> str: ...
+    @property
+    def ts_ms(self) -> int: ...
+    @property
+    def predicted_failure_ms(self) -> int: ...
+    @property
+    def slope_v_per_h(self) -> float | None: ...
+
+
+def forecast_line(f: ForecastLike) -> str:
+    """A PSU's predicted failure time, on its own `psu` series (dashboards plot it)."""
+    tags = f"psu={_tag(f.psu)},screen={escape_tag(f.screen)},site={escape_tag(f.site)}"
+    fields = f"predicted_failure_ms={int(f.predicted_failure_ms)}i"
+    if f.slope_v_per_h is not None:
+        fields += f",vout_slope_v_per_h={float(f.slope_v_per_h)}"
+    return f"psu,{tags} {fields} {int(f.ts_ms)}"

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from ledwatch.contract import parse_topic, validate_telemetry
+from ledwatch.contract import TopicInfo, parse_topic, validate_telemetry
 from ledwatch.errors import PayloadError
 
 MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
@@ -62,7 +62,21 @@ def decode(topic: str, payload: bytes) -> Decoded:
         info = parse_topic(topic)
     except PayloadError as exc:
         raise DecodeError("topic", str(exc)) from None
-    doc = _load_object(topic, payload)
+    return _check(topic, info, _load_object(topic, payload))
+
+
+def decode_object(topic: str, doc: Any) -> Decoded:
+    """`decode` for a payload that is already parsed JSON (recorded telemetry)."""
+    try:
+        info = parse_topic(topic)
+    except PayloadError as exc:
+        raise DecodeError("topic", str(exc)) from None
+    if not isinstance(doc, dict):
+        raise DecodeError("json", f"{topic}: payload is not a JSON object")
+    return _check(topic, info, doc)
+
+
+def _check(topic: str, info: TopicInfo, doc: dict[str, Any]) -> Decoded:
     if info.kind == "telemetry":
         try:
             validate_telemetry(doc)

@@ -124,10 +124,14 @@ class ContractTerms(BaseModel):
                 raise ValueError(f"{prio.value} must be > 0 hours")
         return {**DEFAULT_RESOLVE_H, **value}
 
-    def priority_for(self, fault: Fault, screen: str, ts_ms: int) -> Priority:
+    def priority_for(
+        self, fault: Fault, screen: str, ts_ms: int, default: Priority | None = None
+    ) -> Priority:
+        """P1 during a major event; else the contract's override; else `default` (the
+        detection rule's priority); else the fault's shipped default."""
         if self.in_major_event(screen, ts_ms):
             return Priority.P1
-        return self.priority_overrides.get(fault, DEFAULT_PRIORITY[fault])
+        return self.priority_overrides.get(fault) or default or DEFAULT_PRIORITY[fault]
 
     def in_major_event(self, screen: str, ts_ms: int) -> bool:
         return any(ev.covers(screen, ts_ms) for ev in self.major_events)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -79,6 +80,11 @@ tickets = Table(
     Column("root_cause", Text, nullable=True),
     Column("resolution", String(8), nullable=True),
     Column("product_fault", Boolean, nullable=False, default=True),
+    # Root-cause tickets (docs/detection.md): marked when the fault came and went
+    # repeatedly; the predicted failure time of a degrading part; the opening evidence.
+    Column("flapping", Boolean, nullable=False, default=False),
+    Column("predicted_failure_ms", Ms, nullable=True),
+    Column("evidence", Text, nullable=True),  # JSON object
     UniqueConstraint("open_key"),
     Index("ix_tickets_key_id", "key", "id"),
     Index("ix_tickets_site_screen", "site", "screen"),
@@ -126,6 +132,101 @@ downtime = Table(
     Column("product_fault", Boolean, nullable=False, default=True),
     Index("ix_downtime_site_screen", "site", "screen"),
 )
+
+
+# The findings a ticket stands for: its causes (the finding that opened it and later
+# stages of the same root cause, e.g. voltage_low -> psu_failed) and their effects (the
+# cabinet a failed PSU took dark). A ticket clears when none of its causes is active.
+ticket_members = Table(
+    "ticket_members",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False, index=True),
+    Column("key", String(255), nullable=False, index=True),
+    Column("component", String(128), nullable=False),
+    Column("fault", String(32), nullable=False),
+    Column("role", String(8), nullable=False),  # cause | effect
+    Column("active", Boolean, nullable=False),
+    Column("first_ms", Ms, nullable=False),
+    Column("last_ms", Ms, nullable=False),
+    UniqueConstraint("ticket_id", "key", name="uq_ticket_members_ticket_key"),
+)
+
+# Maintenance windows: while one covers a screen (or one component of it), findings
+# open no tickets; they are recorded in `suppressed` instead.
+maintenance = Table(
+    "maintenance",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site", String(64), nullable=False),
+    Column("screen", String(64), nullable=True),  # NULL: the whole site
+    Column("component", String(128), nullable=True),  # NULL: the whole screen
+    Column("start_ms", Ms, nullable=False),
+    Column("end_ms", Ms, nullable=False),
+    Column("who", String(128), nullable=False),
+    Column("why", Text, nullable=False),
+    Column("created_ms", Ms, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("ended_early_ms", Ms, nullable=True),  # DELETE ends a window, it stays on record
+    Column("source", String(8), nullable=False, default="api"),  # api | config
+    Index("ix_maintenance_site_end", "site", "end_ms"),
+)
+
+suppressed = Table(
+    "suppressed",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("maintenance_id", Integer, ForeignKey("maintenance.id"), nullable=False, index=True),
+    Column("key", String(255), nullable=False, index=True),
+    Column("site", String(64), nullable=False),
+    Column("screen", String(64), nullable=False),
+    Column("component", String(128), nullable=False),
+    Column("fault", String(32), nullable=False),
+    Column("priority", String(2), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+    Column("root", String(255), nullable=True),  # an effect: the root it belongs to
+    Column("first_ms", Ms, nullable=False),
+    Column("cleared_ms", Ms, nullable=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=True),  # opened later
+)
+
+# Detection's rolling state (pending counts, bucketed history, flapping), saved so a
+# restarted collector judges as if it had never stopped (docs/detection.md).
+detector_state = Table(
+    "detector_state",
+    metadata,
+    Column("name", String(128), primary_key=True),  # the collector's MQTT client id
+    Column("saved_ms", Ms, nullable=False),
+    Column("blob", LargeBinary, nullable=False),
+)
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Add columns a database created by an earlier release lacks (nullable or with a
+    default only); returns what was added. Alembic migrations take over from here."""
+    from sqlalchemy import inspect, text
+
+    added = []
+    insp = inspect(engine)
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            if not insp.has_table(table.name):
+                continue
+            have = {c["name"] for c in insp.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                ddl = column.type.compile(engine.dialect)
+                if column.default is not None and not column.nullable:
+                    value = getattr(column.default, "arg", None)
+                    if isinstance(value, bool):  # PostgreSQL wants true/false, SQLite 1/0
+                        pg = engine.dialect.name == "postgresql"
+                        value = str(value).lower() if pg else int(value)
+                    ddl += f" NOT NULL DEFAULT {value}"
+                sql = f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl}'
+                conn.execute(text(sql))
+                added.append(f"{table.name}.{column.name}")
+    return added
 
 
 def make_engine(db_url: str) -> Engine:

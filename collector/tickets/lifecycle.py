@@ -42,6 +42,12 @@ class Step(StrEnum):
     SURVEY = "survey"
     CLEAR = "clear"  # detector: the finding went inactive
     RECUR = "recur"  # detector: the finding came back
+    # History entries of root-cause tickets that change no state (docs/detection.md):
+    ESCALATE = "escalate"  # a later stage of the same root cause (voltage_low -> psu_failed)
+    PRIORITY = "priority"  # priority raised (an effect or a later stage is more urgent)
+    EFFECT = "effect"  # a finding recorded as an effect of this ticket's root cause
+    FLAPPING = "flapping"  # the fault comes and goes: kept open, marked
+    UNSUPPRESS = "unsuppress"  # opened when the maintenance window that held it ended
 
 
 AUTO_STEPS: Final = frozenset({Step.CLEAR, Step.RECUR})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Source(StrEnum):
@@ -29,6 +30,63 @@ class TicketChange:
     state: str
     ts_ms: int
     opened: bool  # True when this change created the ticket
+    step: str = ""  # the lifecycle step, or priority / escalate / flapping / effect
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """A finding recorded on a root-cause ticket instead of opening one of its own."""
+
+    component: str
+    fault: str
+    first_ms: int
+    last_ms: int
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    id: int
+    site: str
+    screen: str | None  # None: the whole site
+    component: str | None  # None: the whole screen
+    start_ms: int
+    end_ms: int
+    who: str
+    why: str
+    created_ms: int
+    created_by: str
+    ended_early_ms: int | None
+    source: str
+
+    def covers(self, site: str, screen: str, component: str, ts_ms: int) -> bool:
+        if site != self.site or not self.start_ms <= ts_ms < self.end_ms:
+            return False
+        if self.screen is not None and screen != self.screen:
+            return False
+        if self.component is None:
+            return True
+        return component == self.component or component.startswith(self.component + "/")
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressedFinding:
+    """A ticket that a maintenance window kept from opening."""
+
+    id: int
+    maintenance_id: int
+    key: str
+    site: str
+    screen: str
+    component: str
+    fault: str
+    priority: str
+    detail: str
+    root: str | None
+    first_ms: int
+    cleared_ms: int | None
+    ticket_id: int | None  # opened when the window ended with the fault still active
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +141,14 @@ class Ticket:
     root_cause: str | None
     resolution: str | None
     product_fault: bool
+    flapping: bool = False
+    predicted_failure_ms: int | None = None
+    evidence: dict[str, Any] | None = None
     allowed_steps: tuple[str, ...] = ()
     spare_due: bool = False  # repair overran `repair_h`: a spare unit is owed
     history: tuple[TicketEvent, ...] = field(default_factory=tuple)
     survey: Survey | None = None
+    effects: tuple[Effect, ...] = ()
 
     @property
     def cycle_start_ms(self) -> int:

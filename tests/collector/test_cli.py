@@ -74,9 +74,10 @@ tokens = [{{token = "{token}", role = "admin"}}]
         pub = mqtt.Client(CallbackAPIVersion.VERSION2)
         pub.connect(mosquitto.host, mosquitto.port)
         pub.loop_start()
-        doc = make_snapshot(site=site, seq=1)
-        doc["cards"]["module_faults"][0] = 2
-        pub.publish(telemetry_topic(site, "scr1"), orjson.dumps(doc), qos=1).wait_for_publish(5)
+        for seq in (1, 2, 3):  # module_fault opens once it held for 3 polls
+            doc = make_snapshot(site=site, seq=seq, ts=1_763_892_000_000 + seq * 2000)
+            doc["cards"]["module_faults"][0] = 2
+            pub.publish(telemetry_topic(site, "scr1"), orjson.dumps(doc), qos=1).wait_for_publish(5)
         pub.loop_stop()
         pub.disconnect()
         deadline = time.monotonic() + 10
@@ -85,11 +86,21 @@ tokens = [{{token = "{token}", role = "admin"}}]
         ):
             assert time.monotonic() < deadline, text
             time.sleep(0.1)
-        assert 'ledwatch_collector_received_total{kind="telemetry"} 1' in text
+        deadline = time.monotonic() + 10
+        while 'ledwatch_collector_received_total{kind="telemetry"} 3' not in (
+            text := httpx.get(f"{base}/metrics").text
+        ):
+            assert time.monotonic() < deadline, text
+            time.sleep(0.1)
         auth = {"Authorization": f"Bearer {token}"}
-        tickets = httpx.get(f"{base}/api/v1/tickets", params={"site": site}, headers=auth)
-        assert tickets.status_code == 200, tickets.text
-        assert "module_fault" in tickets.text
+        deadline = time.monotonic() + 10
+        while True:
+            tickets = httpx.get(f"{base}/api/v1/tickets", params={"site": site}, headers=auth)
+            assert tickets.status_code == 200, tickets.text
+            if "module_fault" in tickets.text:
+                break
+            assert time.monotonic() < deadline, tickets.text
+            time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)

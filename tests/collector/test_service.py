@@ -204,10 +204,12 @@ def test_findings_open_tickets_and_ticket_points(
         assert coll.wait_connected(10)
         time.sleep(0.2)
         publisher(telemetry_topic(site, "scr1"), snapshot_bytes(site, 1))
-        hot = make_snapshot(site=site, seq=2, ts=NOW_MS + 2000)
-        hot["cards"]["temp_c"][1] = 88.0
-        publisher(telemetry_topic(site, "scr1"), orjson.dumps(hot))
-        publisher(telemetry_topic(site, "scr1"), orjson.dumps(hot | {"seq": 3}))
+        # The rule (card_temp_high) opens after its hold: a rolling median of 4 polls,
+        # then 2 polls above 75 °C. One hot reading alone would be a glitch.
+        for seq in range(2, 7):
+            hot = make_snapshot(site=site, seq=seq, ts=NOW_MS + 2000 * seq)
+            hot["cards"]["temp_c"][1] = 88.0
+            publisher(telemetry_topic(site, "scr1"), orjson.dumps(hot))
 
         def ticket_points() -> list[dict[str, Any]]:
             victoria.flush()

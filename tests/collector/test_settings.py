@@ -39,6 +39,7 @@ def test_sample_documents_every_option() -> None:
     missing = [
         n for n in names(CollectorSettings)
         if f"{n} =" not in text and f"[{n}]" not in text and f".{n}]" not in text
+        and f".{n}." not in text and f"[[{n}]]" not in text
     ]
     assert not missing
 
@@ -50,8 +51,8 @@ def test_defaults() -> None:
     assert s.database.url == "sqlite:///var/collector/tickets.db"
     assert (s.api.host, s.api.port) == ("127.0.0.1", 8000)
     d = s.detect
-    assert (d.card_temp_high_c, d.psu_fail_v, d.psu_low_v, d.fan_min_rpm) == (75, 3.5, 4.6, 300)
-    assert (d.agent_silence_s, d.humidity_high_pct) == (60, 90)
+    assert (d.agent_silence_s, d.timezone, d.schedule_grace_min) == (60, "UTC", 15)
+    assert d.rules == {} and d.sites == {}
 
 
 @pytest.mark.parametrize(
@@ -62,7 +63,14 @@ def test_defaults() -> None:
         ("[mqtt]\nport = 'x'\n", "mqtt.port"),
         ("[mqtt]\nqos = 0\n", "mqtt.qos"),
         ("[influx]\noutput = 'v3'\n", "influx.output"),
-        ("[detect]\npsu_fail_v = 5.0\n", "detect: psu_fail_v must be lower"),
+        ("[detect.rules.voltage_low]\nclear = 4.5\n", "detect.rules.voltage_low: clear"),
+        ("[detect.rules.voltage_lo]\nclear = 4.5\n", "detect.rules.voltage_lo: unknown rule"),
+        ("[detect.sites.a.screens.b]\ntimezone = 'Mars/Base'\n",
+         "detect.sites.a.screens.b.timezone: unknown time zone"),
+        ("[[detect.sites.a.screens.b.schedule]]\noff = '25:00-06:00'\n",
+         "detect.sites.a.screens.b.schedule.0.off"),
+        ("[[maintenance]]\nsite = 'a'\nstart = 2026-01-02T00:00:00Z\n"
+         "end = 2026-01-01T00:00:00Z\nwho = 'x'\nwhy = 'y'\n", "maintenance.0: end must be"),
         ("[api]\ntokens = [{token = 'short', role = 'admin'}]\n", "api.tokens.0.token"),
         ("[api]\ntokens = [{token = 'abcdefghijklmnopq', role = 'god'}]\n", "api.tokens.0.role"),
         ("surprise = 1\n", "surprise: unknown option"),

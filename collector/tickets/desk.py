@@ -1,0 +1,164 @@
+"""What people do with tickets: phone and e-mail reports, and one method per lifecycle step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from collector.detect.findings import Fault, Priority
+from collector.tickets import db
+from collector.tickets.core import TicketCore
+from collector.tickets.errors import TicketInputError
+from collector.tickets.lifecycle import State, Step
+from collector.tickets.models import Resolution, Source, Ticket, TicketChange
+from ledwatch.contract import check_id
+
+
+class DeskMixin(TicketCore):
+    def create_manual(
+        self,
+        site: str,
+        screen: str,
+        component: str,
+        description: str,
+        reporter: str,
+        priority: Priority | str | None = None,
+        actor: str | None = None,
+    ) -> tuple[Ticket, bool]:
+        """A fault reported by phone or e-mail -> (ticket, created). A second report of a
+        fault that is still open goes into that ticket's history instead of a new ticket."""
+        check_id(site, "site")
+        check_id(screen, "screen")
+        if not component or len(component) > 128 or component.strip() != component:
+            raise TicketInputError("component must be 1..128 characters, e.g. 'card/c12'")
+        try:
+            prio = None if priority is None else Priority(priority)
+        except ValueError:
+            raise TicketInputError(f"priority must be one of P1..P4, got {priority!r}") from None
+        who = actor or reporter
+        key = f"{site}/{screen}/{component}/{Fault.MANUAL.value}"
+        created: list[int] = []
+
+        def work(conn: Connection) -> list[TicketChange]:
+            ts = self._clock()
+            existing = conn.execute(
+                select(db.tickets.c.id, db.tickets.c.state).where(db.tickets.c.open_key == key)
+            ).first()
+            if existing is not None:
+                state = State(existing.state)
+                note = f"reported again by {reporter}: {description}"
+                self._event(conn, existing.id, ts, who, Step.NOTE, state, state, note)
+                created.append(-existing.id)
+                return []
+            change = self._create(
+                conn,
+                site=site,
+                screen=screen,
+                component=component,
+                fault=Fault.MANUAL,
+                priority=prio,
+                source=Source.MANUAL,
+                detail=description,
+                reporter=reporter,
+                ts_ms=ts,
+                actor=who,
+                repeat_of=None,
+            )
+            created.append(change.ticket_id)
+            return [change]
+
+        self._write(work)
+        return self.get(abs(created[0])), created[0] > 0
+
+    def _step(
+        self, ticket_id: int, actor: str, step: Step, note: str, extra: dict[str, Any] | None = None
+    ) -> Ticket:
+        def work(conn: Connection) -> list[TicketChange]:
+            row = self._row(conn, ticket_id)
+            return [self._transition(conn, row, step, actor, self._clock(), note, extra or {})]
+
+        self._write(work)
+        return self.get(ticket_id)
+
+    def acknowledge(self, ticket_id: int, actor: str, note: str = "") -> Ticket:
+        return self._step(ticket_id, actor, Step.ACKNOWLEDGE, note)
+
+    def dispatch(self, ticket_id: int, actor: str, engineer: str, note: str = "") -> Ticket:
+        if not engineer.strip():
+            raise TicketInputError("engineer must name the person sent on site")
+        text = f"dispatched {engineer}" + (f": {note}" if note else "")
+        return self._step(ticket_id, actor, Step.DISPATCH, text, {"engineer": engineer})
+
+    def arrive(self, ticket_id: int, actor: str, note: str = "") -> Ticket:
+        return self._step(ticket_id, actor, Step.ARRIVE, note)
+
+    def resolve(
+        self,
+        ticket_id: int,
+        actor: str,
+        resolution: Resolution | str | None = None,
+        root_cause: str = "",
+        product_fault: bool = True,
+        note: str = "",
+    ) -> Ticket:
+        """Record the fix. `resolution` defaults to onsite after an arrival, else remote;
+        `product_fault=False` (misuse) keeps the downtime out of the warranty extension."""
+        try:
+            chosen = None if resolution is None else Resolution(resolution)
+        except ValueError:
+            raise TicketInputError(
+                f"resolution must be remote or onsite, got {resolution!r}"
+            ) from None
+
+        def work(conn: Connection) -> list[TicketChange]:
+            row = self._row(conn, ticket_id)
+            res = chosen or (Resolution.ONSITE if row.arrived_ms is not None else Resolution.REMOTE)
+            extra = {
+                "resolution": res.value,
+                "root_cause": root_cause or row.root_cause,
+                "product_fault": product_fault,
+            }
+            change = self._transition(conn, row, Step.RESOLVE, actor, self._clock(), note, extra)
+            conn.execute(
+                update(db.downtime)
+                .where(db.downtime.c.ticket_id == ticket_id)
+                .values(product_fault=product_fault)
+            )
+            return [change]
+
+        self._write(work)
+        return self.get(ticket_id)
+
+    def close_ticket(self, ticket_id: int, actor: str, note: str = "") -> Ticket:
+        """The `close` step (`close()` without arguments shuts the service down)."""
+        return self._step(ticket_id, actor, Step.CLOSE, note)
+
+    def reopen(self, ticket_id: int, actor: str, reason: str) -> Ticket:
+        if not reason.strip():
+            raise TicketInputError("reason must say why the ticket is reopened")
+        return self._step(ticket_id, actor, Step.REOPEN, reason)
+
+    def survey(self, ticket_id: int, actor: str, score: int, comment: str = "") -> Ticket:
+        """Record the customer's rating (1..5); a later rating replaces the earlier one."""
+        if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
+            raise TicketInputError(f"score must be an integer 1..5, got {score!r}")
+
+        def work(conn: Connection) -> list[TicketChange]:
+            row = self._row(conn, ticket_id)
+            ts = self._clock()
+            terms = self.contracts.terms(row.site, row.screen)
+            satisfied = terms.satisfied(score)
+            note = f"score {score} ({'satisfied' if satisfied else 'not satisfied'}) {comment}"
+            change = self._transition(conn, row, Step.SURVEY, actor, ts, note.strip(), {})
+            values = dict(score=score, satisfied=satisfied, comment=comment, ts_ms=ts, actor=actor)
+            s = db.surveys
+            if conn.execute(select(s.c.id).where(s.c.ticket_id == ticket_id)).first() is None:
+                conn.execute(s.insert().values(ticket_id=ticket_id, **values))
+            else:
+                conn.execute(update(s).where(s.c.ticket_id == ticket_id).values(**values))
+            return [change]
+
+        self._write(work)
+        return self.get(ticket_id)
+

@@ -1,0 +1,187 @@
+"""A fast first check of a JSON Schema for columnar documents; fastjsonschema stays the judge.
+
+fastjsonschema's generated code checks every array element with several `isinstance`
+calls: ~1,200 calls and most of the decode time for one 30-cabinet snapshot. Telemetry
+is columnar (an array per reading), so the same constraints can be checked per column
+at C speed: `set(map(type, column))` for the element types, `min`/`max` for ranges and
+lengths. `compile_check(schema)` generates one straight-line Python function for the
+keywords our schemas use, and refuses (CompileError) any other keyword, so it can never
+silently ignore one.
+
+The checker may be *stricter* than the schema (it rejects an integer written as 1.0,
+which JSON Schema accepts), never looser. Callers use it as a fast path only: a
+document it accepts is valid; one it rejects goes to fastjsonschema, which decides and
+says what is wrong (`ledwatch.contract.validate_telemetry`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+Check = Callable[[Any], bool]
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "integer": (int,),  # exact type checks: a bool is not an integer here
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+}
+_KNOWN = {
+    "$schema", "$id", "title", "description", "type", "required", "properties",
+    "additionalProperties", "items", "const", "enum", "minimum", "maximum", "minLength",
+    "maxLength", "pattern", "$ref", "definitions",
+}
+_SCALAR = {"type", "minimum", "maximum", "minLength", "maxLength", "pattern", "description",
+           "enum"}
+
+
+class CompileError(ValueError):
+    """The schema uses a keyword this checker does not implement."""
+
+
+class _Gen:
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.definitions = schema.get("definitions", {})
+        self.lines: list[str] = []
+        self.consts: dict[str, Any] = {}
+        self.n = 0
+
+    def name(self, prefix: str, value: Any = None) -> str:
+        self.n += 1
+        name = f"{prefix}{self.n}"
+        if value is not None:
+            self.consts[name] = value
+        return name
+
+    def resolve(self, node: dict[str, Any]) -> dict[str, Any]:
+        ref = node.get("$ref")
+        if ref is None:
+            return node
+        if not ref.startswith("#/definitions/"):
+            raise CompileError(f"unsupported $ref {ref!r}")
+        return self.resolve(self.definitions[ref.removeprefix("#/definitions/")])
+
+    def emit(self, indent: int, text: str) -> None:
+        self.lines.append("    " * indent + text)
+
+    def types(self, node: dict[str, Any]) -> frozenset[type] | None:
+        t = node.get("type")
+        if t is None:
+            return None
+        names = [t] if isinstance(t, str) else list(t)
+        return frozenset(cls for name in names for cls in _TYPES[name])
+
+    def node(self, node: dict[str, Any], var: str, ind: int) -> None:
+        """Emit code that returns False unless `var` satisfies `node`."""
+        node = self.resolve(node)
+        unknown = set(node) - _KNOWN
+        if unknown:
+            raise CompileError(f"unsupported keywords {sorted(unknown)}")
+        types = self.types(node)
+        if types is not None:
+            self.emit(ind, f"if type({var}) not in {self.name('T', types)}: return False")
+        if "const" in node:
+            c = self.name("C", node["const"])
+            self.emit(ind, f"if type({var}) is not type({c}) or {var} != {c}: return False")
+        if "enum" in node:
+            e = self.name("E", tuple(node["enum"]))
+            self.emit(ind, f"if not any(type({var}) is type(x) and {var} == x for x in {e}): "
+                           "return False")
+        num = "(int, float)"
+        if "minimum" in node:
+            self.emit(ind, f"if type({var}) in {num} and {var} < {node['minimum']!r}: "
+                           "return False")
+        if "maximum" in node:
+            self.emit(ind, f"if type({var}) in {num} and {var} > {node['maximum']!r}: "
+                           "return False")
+        if "minLength" in node:
+            self.emit(ind, f"if type({var}) is str and len({var}) < {node['minLength']}: "
+                           "return False")
+        if "maxLength" in node:
+            self.emit(ind, f"if type({var}) is str and len({var}) > {node['maxLength']}: "
+                           "return False")
+        if "pattern" in node:
+            rx = self.name("R", re.compile(node["pattern"]))
+            self.emit(ind, f"if type({var}) is str and {rx}.search({var}) is None: return False")
+        if "items" in node:
+            self.emit(ind, f"if type({var}) is list:")
+            self.items(self.resolve(node["items"]), var, ind + 1)
+        if {"properties", "required", "additionalProperties"} & set(node):
+            self.emit(ind, f"if type({var}) is dict:")
+            self.obj(node, var, ind + 1)
+        self.emit(ind, "pass")
+
+    def items(self, items: dict[str, Any], var: str, ind: int) -> None:
+        types = self.types(items)
+        if set(items) - _SCALAR or types is None or dict in types or list in types:
+            x = self.name("x")
+            self.emit(ind, f"for {x} in {var}:")
+            self.node(items, x, ind + 1)
+            return
+        # A column of scalars: element types at once, then ranges over the non-null ones.
+        self.emit(ind, f"if not set(map(type, {var})) <= {self.name('T', types)}: return False")
+        if "enum" in items:
+            e = self.name("E", frozenset(items["enum"]))
+            self.emit(ind, f"if not set({var}) <= {e}: return False")
+        bounds = [k for k in ("minimum", "maximum", "minLength", "maxLength", "pattern")
+                  if k in items]
+        if not bounds:
+            return
+        vals = self.name("v")
+        if type(None) in types:
+            self.emit(ind, f"{vals} = [x for x in {var} if x is not None]")
+        else:
+            self.emit(ind, f"{vals} = {var}")
+        self.emit(ind, f"if {vals}:")
+        if "minimum" in items:
+            self.emit(ind + 1, f"if min({vals}) < {items['minimum']!r}: return False")
+        if "maximum" in items:
+            self.emit(ind + 1, f"if max({vals}) > {items['maximum']!r}: return False")
+        if "minLength" in items:
+            self.emit(ind + 1, f"if min(map(len, {vals})) < {items['minLength']}: return False")
+        if "maxLength" in items:
+            self.emit(ind + 1, f"if max(map(len, {vals})) > {items['maxLength']}: return False")
+        if "pattern" in items:
+            rx = self.name("R", re.compile(items["pattern"]))
+            self.emit(ind + 1, f"if not all(map({rx}.search, {vals})): return False")
+
+    def obj(self, node: dict[str, Any], var: str, ind: int) -> None:
+        for key in node.get("required", ()):
+            self.emit(ind, f"if {key!r} not in {var}: return False")
+        props = node.get("properties", {})
+        for key, sub in props.items():
+            x, missing = self.name("p"), self.name("M", _MISSING)
+            self.emit(ind, f"{x} = {var}.get({key!r}, {missing})")
+            self.emit(ind, f"if {x} is not {missing}:")
+            self.node(sub, x, ind + 1)
+        extra = node.get("additionalProperties", True)
+        if extra is True:
+            return
+        known = self.name("K", frozenset(props))
+        k, x = self.name("k"), self.name("x")
+        self.emit(ind, f"for {k}, {x} in {var}.items():")
+        self.emit(ind + 1, f"if {k} in {known}: continue")
+        if extra is False:
+            self.emit(ind + 1, "return False")
+        else:
+            self.node(extra, x, ind + 1)
+
+
+_MISSING = object()
+
+
+def compile_check(schema: dict[str, Any]) -> Check:
+    """A function doc -> bool (True: certainly valid)."""
+    gen = _Gen(schema)
+    gen.node(schema, "doc", 1)
+    source = "def check(doc):\n" + "\n".join(gen.lines) + "\n    return True\n"
+    namespace: dict[str, Any] = dict(gen.consts)
+    exec(compile(source, "<ledwatch.fastcheck>", "exec"), namespace)
+    check: Check = namespace["check"]
+    check.__doc__ = "Generated by ledwatch.fastcheck; True means certainly valid.\n\n" + source
+    return check
