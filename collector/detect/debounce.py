@@ -1,23 +1,24 @@
-"""Debounce and hysteresis of many rules over many elements and polls at once (pure).
+"""Debounce and hysteresis of every rule of every element of a screen at once (pure).
 
-Input: for one section of one screen, values V of shape (T, R, N) (T polls, R rules, N
-elements; NaN = unknown or hidden) and the poll times. Per (rule, element) the state
-machine is
+Input: values V of shape (T, M): T polls, M columns (one per rule and element of the
+screen, laid out by plan.py; NaN = unknown or hidden), and the poll times. Per column
+the state machine is
 
 ```
-            bad for hold_polls polls and hold_s seconds
-   clear ─────────────────────────────────────────────> active
-         <─────────────────────────────────────────────
-            good for clear_polls polls and clear_s seconds
+            bad in hold_polls of the last hold_of polls, for hold_s
+   clear ─────────────────────────────────────────────────────────> active
+         <─────────────────────────────────────────────────────────
+            good for clear_polls polls in a row and clear_s seconds
 ```
 where "bad"/"good" are the rule's comparisons after the rolling median (rules.py). A
-poll that is neither (hysteresis band, unknown) restarts both pending counts and keeps
-the state: opening and clearing both need unbroken evidence.
+poll that is neither (hysteresis band, unknown) keeps the state and breaks a run.
 
 `debounce` computes it without a Python loop over polls: run lengths by cumulative
-maxima, the state by forward-filling the last set/clear signal. `debounce_loop` is the
-same machine written poll by poll, element by element; the tests hold the two equal.
-The carried `Carry` makes a batch of T polls give the same result as T batches of one.
+maxima, window counts by cumulative sums, the state by forward-filling the last
+set/clear signal; and only for the columns where something can happen (most are clear
+and see nothing bad). `debounce_loop` is the same machine written poll by poll, column
+by column; the tests hold the two equal. The carried `Carry` makes a batch of T polls
+give the same result as T batches of one.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ I8Array = npt.NDArray[np.int8]
 
 @dataclass(frozen=True, slots=True)
 class Params:
-    """Per-rule parameters as (R, 1) arrays, in score space (every rule reads 'above')."""
+    """Per-column parameters, shape (M,), in score space (every rule reads 'above')."""
 
     sign: FloatArray
     set_level: FloatArray
@@ -48,101 +49,103 @@ class Params:
     hold_ms: IntArray
     clear_polls: IntArray
     clear_ms: IntArray
-    smooth: tuple[int, ...]  # window per rule
     enabled: BoolArray
+    smooth: dict[int, IntArray]  # median window -> the columns that use it (window > 1)
+    history_len: int  # polls of values carried for the medians
+    window_len: int  # polls of bad flags carried for hold_of
 
     @classmethod
-    def of(cls, rules: tuple[Rule, ...]) -> Params:
-        def col(values: list[Any], dtype: type) -> npt.NDArray[Any]:
-            return np.array(values, dtype=dtype).reshape(len(rules), 1)
+    def of(cls, rules: list[Rule]) -> Params:
+        """Parameters of columns whose rules are `rules` (one entry per column)."""
 
+        def col(values: list[Any], dtype: type) -> npt.NDArray[Any]:
+            return np.array(values, dtype=dtype)
+
+        windows = [r.hold_of or r.hold_polls for r in rules]
+        smooth: dict[int, list[int]] = {}
+        for i, r in enumerate(rules):
+            if r.smooth_polls > 1:
+                smooth.setdefault(r.smooth_polls, []).append(i)
         return cls(
             sign=col([r.sign for r in rules], np.float64),
             set_level=col([r.sign * r.threshold for r in rules], np.float64),
             clear_level=col([r.sign * r.clear_level for r in rules], np.float64),
             hold_polls=col([r.hold_polls for r in rules], np.int64),
-            hold_window=col([r.hold_of or r.hold_polls for r in rules], np.int64),
+            hold_window=col(windows, np.int64),
             hold_ms=col([round(r.hold_s * 1000) for r in rules], np.int64),
             clear_polls=col([r.clear_polls for r in rules], np.int64),
             clear_ms=col([round(r.clear_s * 1000) for r in rules], np.int64),
-            smooth=tuple(r.smooth_polls for r in rules),
             enabled=col([r.enabled for r in rules], np.bool_),
+            smooth={k: np.array(v, dtype=np.int64) for k, v in smooth.items()},
+            history_len=max([r.smooth_polls for r in rules], default=1) - 1,
+            window_len=max(windows, default=1) - 1,
         )
-
-    @property
-    def history_len(self) -> int:
-        return max(self.smooth, default=1) - 1
-
-    @property
-    def window_len(self) -> int:
-        return int(self.hold_window.max(initial=1)) - 1
 
 
 @dataclass(slots=True)
 class Carry:
-    """What one batch hands to the next, per (rule, element): shape (R, N) each."""
+    """What one batch hands to the next: per column (M,), histories (H, M) and (W, M)."""
 
     state: I8Array
     bad_run: IntArray
     bad_start: IntArray
     good_run: IntArray
     good_start: IntArray
-    history: FloatArray  # (H, R, N): the last H values, for the rolling median
-    recent_bad: BoolArray  # (W, R, N): whether each of the last W polls was bad
+    history: FloatArray  # the last H values, for the rolling medians
+    recent_bad: BoolArray  # whether each of the last W polls was bad
 
     @classmethod
-    def fresh(cls, r: int, n: int, history: int, window: int) -> Carry:
-        zeros = np.zeros((r, n), dtype=np.int64)
+    def fresh(cls, m: int, history: int, window: int) -> Carry:
+        zeros = np.zeros(m, dtype=np.int64)
         return cls(
-            state=np.zeros((r, n), dtype=np.int8),
+            state=np.zeros(m, dtype=np.int8),
             bad_run=zeros.copy(),
             bad_start=zeros.copy(),
             good_run=zeros.copy(),
             good_start=zeros.copy(),
-            history=np.full((history, r, n), np.nan),
-            recent_bad=np.zeros((window, r, n), dtype=bool),
+            history=np.full((history, m), np.nan),
+            recent_bad=np.zeros((window, m), dtype=bool),
         )
 
-    def fits(self, r: int, history: int, window: int) -> bool:
-        return self.state.shape[0] == r and self.history.shape[0] == history and (
+    def fits(self, m: int, history: int, window: int) -> bool:
+        return self.state.shape[0] == m and self.history.shape[0] == history and (
             self.recent_bad.shape[0] == window)
 
     def take(self, index: IntArray) -> Carry:
-        """Columns `index` of this carry (-1: a fresh element), for a new layout."""
-        r, h, w = self.state.shape[0], self.history.shape[0], self.recent_bad.shape[0]
-        new = Carry.fresh(r, len(index), h, w)
+        """Columns `index` of this carry (-1: a fresh column), for a new layout."""
+        new = Carry.fresh(len(index), self.history.shape[0], self.recent_bad.shape[0])
         found = index >= 0
         src = index[found]
         for name in ("state", "bad_run", "bad_start", "good_run", "good_start"):
-            getattr(new, name)[:, found] = getattr(self, name)[:, src]
-        new.history[:, :, found] = self.history[:, :, src]
-        new.recent_bad[:, :, found] = self.recent_bad[:, :, src]
+            getattr(new, name)[found] = getattr(self, name)[src]
+        new.history[:, found] = self.history[:, src]
+        new.recent_bad[:, found] = self.recent_bad[:, src]
         return new
 
     @staticmethod
     def concat(carries: list[Carry]) -> Carry:
-        """Side by side along the element axis (for restoring parked elements)."""
+        """Side by side (for restoring parked columns)."""
+
         def cat(name: str, axis: int) -> Any:
             return np.concatenate([getattr(c, name) for c in carries], axis=axis)
 
         return Carry(
-            state=cat("state", 1), bad_run=cat("bad_run", 1), bad_start=cat("bad_start", 1),
-            good_run=cat("good_run", 1), good_start=cat("good_start", 1),
-            history=cat("history", 2), recent_bad=cat("recent_bad", 2),
+            state=cat("state", 0), bad_run=cat("bad_run", 0), bad_start=cat("bad_start", 0),
+            good_run=cat("good_run", 0), good_start=cat("good_start", 0),
+            history=cat("history", 1), recent_bad=cat("recent_bad", 1),
         )
 
 
-def smooth(values: FloatArray, history: FloatArray, windows: tuple[int, ...]) -> FloatArray:
-    """Rolling median per rule over its window; NaN unless the whole window is known."""
-    if max(windows, default=1) == 1:
+def smooth(values: FloatArray, history: FloatArray, p: Params) -> FloatArray:
+    """Rolling median per column over its window; NaN unless the whole window is known."""
+    if not p.smooth:
         return values
     t = values.shape[0]
-    full = np.concatenate([history, values], axis=0)  # (H + T, R, N)
     h = history.shape[0]
+    full = np.concatenate([history, values], axis=0)  # (H + T, M)
     out = values.copy()
-    for k in sorted(set(windows) - {1}):
-        rows = [i for i, w in enumerate(windows) if w == k]
-        part = full[h - (k - 1):, rows, :]
+    for k, cols in p.smooth.items():
+        part = full[h - (k - 1):, cols]
         if k == 3:  # closed forms: much cheaper than a sort, and NaN propagates
             a, b, c = part[:-2], part[1:-1], part[2:]
             med = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
@@ -154,7 +157,7 @@ def smooth(values: FloatArray, history: FloatArray, windows: tuple[int, ...]) ->
         else:
             win = np.lib.stride_tricks.sliding_window_view(part, k, axis=0)
             med = np.median(win, axis=-1)
-        out[:, rows, :] = med[:t]
+        out[:, cols] = med[:t]
     return out
 
 
@@ -162,9 +165,9 @@ def _runs(
     flag: BoolArray, ts: IntArray, run0: IntArray, start0: IntArray
 ) -> tuple[IntArray, IntArray]:
     """Length and start time of the run of True ending at each poll (0 where False);
-    `flag` is (T, ...) with the carried run0/start0 of shape (...)."""
+    `flag` is (T, K) with the carried run0/start0 of shape (K,)."""
     t = flag.shape[0]
-    idx = np.arange(t).reshape((t,) + (1,) * (flag.ndim - 1))
+    idx = np.arange(t).reshape(t, 1)
     last_off = np.maximum.accumulate(np.where(flag, -1, idx), axis=0)
     inherited = last_off < 0  # True since the batch began: continue the carried run
     run = np.where(inherited, idx + 1 + run0, idx - last_off)
@@ -174,85 +177,9 @@ def _runs(
     return run, start
 
 
-def debounce(
-    p: Params, carry: Carry, values: FloatArray, ts: IntArray
-) -> tuple[I8Array, FloatArray, Carry]:
-    """(T, R, N) values -> per-poll states (T, R, N), the smoothed values, new carry.
-
-    Most (rule, element) pairs are clear and see nothing bad: they stay clear, and their
-    pending counts are empty (a good run only matters for an active one). Only the
-    others go through the machine, which makes a healthy screen cheap.
-    """
-    t, r, n = values.shape
-    sm = smooth(values, carry.history, p.smooth)
-    score = sm * p.sign
-    bad = (score > p.set_level) & p.enabled
-    h = carry.history.shape[0]
-    history = np.concatenate([carry.history, values], axis=0)[-h:] if h else carry.history
-    w = carry.recent_bad.shape[0]
-    busy = bad.any(axis=0) | (carry.state != 0) | (carry.bad_run > 0)
-    if w:
-        busy |= carry.recent_bad.any(axis=0)
-    states = np.zeros((t, r, n), dtype=np.int8)
-    new = Carry.fresh(r, n, 0, w)
-    new.history = history.copy()
-    rows, cols = np.nonzero(busy)
-    if len(rows):
-        sub = _machine(p, carry, score[:, rows, cols], bad[:, rows, cols], ts, rows, cols)
-        states[:, rows, cols] = sub[0]
-        new.state[rows, cols], new.bad_run[rows, cols], new.bad_start[rows, cols] = sub[1:4]
-        new.good_run[rows, cols], new.good_start[rows, cols] = sub[4:6]
-        if w:
-            new.recent_bad[:, rows, cols] = sub[6]
-    return states, sm, new
-
-
-def _machine(
-    p: Params,
-    carry: Carry,
-    score: FloatArray,
-    bad: BoolArray,
-    ts: IntArray,
-    rows: IntArray,
-    cols: IntArray,
-) -> tuple[Any, ...]:
-    """The state machine over the selected (rule, element) pairs, shape (T, K)."""
-    t = score.shape[0]
-
-    def per_rule(a: Any) -> Any:
-        return a[rows, 0][np.newaxis, :]
-
-    good = (score < per_rule(p.clear_level)) | ~per_rule(p.enabled)
-    tsb = ts.reshape(t, 1)
-    bad_run, bad_start = _runs(bad, ts, carry.bad_run[rows, cols], carry.bad_start[rows, cols])
-    good_run, good_start = _runs(good, ts, carry.good_run[rows, cols],
-                                 carry.good_start[rows, cols])
-    w = carry.recent_bad.shape[0]
-    flags = np.concatenate([carry.recent_bad[:, rows, cols], bad], axis=0)
-    counts = _window_counts(flags, per_rule(p.hold_window), t)
-    set_sig = bad & (counts >= per_rule(p.hold_polls)) & (
-        tsb - bad_start >= per_rule(p.hold_ms))
-    clr_sig = good & (good_run >= per_rule(p.clear_polls)) & (
-        tsb - good_start >= per_rule(p.clear_ms))
-    signal = np.where(set_sig, 1, np.where(clr_sig, 0, -1)).astype(np.int8)
-    idx = np.arange(t).reshape(t, 1)
-    last = np.maximum.accumulate(np.where(signal >= 0, idx, -1), axis=0)
-    picked = np.take_along_axis(signal, np.maximum(last, 0), axis=0)
-    states = np.where(last >= 0, picked, carry.state[rows, cols]).astype(np.int8)
-    return (
-        states,
-        states[-1],
-        bad_run[-1],
-        np.where(bad_run[-1] > 0, bad_start[-1], 0),
-        good_run[-1],
-        np.where(good_run[-1] > 0, good_start[-1], 0),
-        flags[flags.shape[0] - w:],
-    )
-
-
 def _window_counts(flags: BoolArray, windows: IntArray, t: int) -> IntArray:
     """Bad polls among the last `windows[k]` polls, for each of the last t rows of
-    `flags` (T', K), whose first rows are the carried history; `windows` is (1, K)."""
+    `flags` (T', K), whose first rows are the carried history."""
     csum = np.concatenate([np.zeros((1, flags.shape[1]), np.int64),
                            np.cumsum(flags, axis=0, dtype=np.int64)], axis=0)
     end = np.arange(flags.shape[0] - t + 1, flags.shape[0] + 1).reshape(t, 1)
@@ -262,65 +189,112 @@ def _window_counts(flags: BoolArray, windows: IntArray, t: int) -> IntArray:
     return result
 
 
+def debounce(
+    p: Params, carry: Carry, values: FloatArray, ts: IntArray
+) -> tuple[I8Array, FloatArray, Carry]:
+    """(T, M) values -> per-poll states (T, M), the smoothed values, the new carry.
+
+    Most columns are clear and see nothing bad: they stay clear, and their pending
+    counts are empty (a good run only matters for an active one). Only the others go
+    through the machine, which keeps a healthy screen cheap.
+    """
+    t, m = values.shape
+    sm = smooth(values, carry.history, p)
+    score = sm * p.sign
+    bad = (score > p.set_level) & p.enabled
+    h, w = p.history_len, p.window_len
+    history = np.concatenate([carry.history, values], axis=0)[-h:] if h else carry.history
+    busy = bad.any(axis=0) | (carry.state != 0) | (carry.bad_run > 0)
+    if w:
+        busy |= carry.recent_bad.any(axis=0)
+    new = Carry.fresh(m, 0, w)
+    new.history = history.copy() if h else carry.history
+    cols = np.flatnonzero(busy)
+    if len(cols) == 0:
+        if w:
+            new.recent_bad = np.zeros((w, m), dtype=bool)
+        return np.zeros((t, m), dtype=np.int8), sm, new
+    states = np.zeros((t, m), dtype=np.int8)
+    good = (score[:, cols] < p.clear_level[cols]) | ~p.enabled[cols]
+    sub_bad = bad[:, cols]
+    tsb = ts.reshape(t, 1)
+    bad_run, bad_start = _runs(sub_bad, ts, carry.bad_run[cols], carry.bad_start[cols])
+    good_run, good_start = _runs(good, ts, carry.good_run[cols], carry.good_start[cols])
+    flags = np.concatenate([carry.recent_bad[:, cols], sub_bad], axis=0)
+    counts = _window_counts(flags, p.hold_window[cols], t)
+    set_sig = sub_bad & (counts >= p.hold_polls[cols]) & (tsb - bad_start >= p.hold_ms[cols])
+    clr_sig = good & (good_run >= p.clear_polls[cols]) & (
+        tsb - good_start >= p.clear_ms[cols])
+    signal = np.where(set_sig, 1, np.where(clr_sig, 0, -1)).astype(np.int8)
+    idx = np.arange(t).reshape(t, 1)
+    last = np.maximum.accumulate(np.where(signal >= 0, idx, -1), axis=0)
+    picked = np.take_along_axis(signal, np.maximum(last, 0), axis=0)
+    sub_states = np.where(last >= 0, picked, carry.state[cols]).astype(np.int8)
+    states[:, cols] = sub_states
+    new.state[cols] = sub_states[-1]
+    new.bad_run[cols] = bad_run[-1]
+    new.bad_start[cols] = np.where(bad_run[-1] > 0, bad_start[-1], 0)
+    new.good_run[cols] = good_run[-1]
+    new.good_start[cols] = np.where(good_run[-1] > 0, good_start[-1], 0)
+    if w:
+        new.recent_bad[:, cols] = flags[flags.shape[0] - w:]
+    return states, sm, new
+
+
 def debounce_loop(
     p: Params, carry: Carry, values: FloatArray, ts: IntArray
 ) -> tuple[I8Array, FloatArray, Carry]:
-    """The same machine as `debounce`, one poll and one element at a time (reference)."""
-    t, r, n = values.shape
+    """The same machine as `debounce`, one poll and one column at a time (reference)."""
+    t, m = values.shape
     h, w = carry.history.shape[0], carry.recent_bad.shape[0]
-    states = np.zeros((t, r, n), dtype=np.int8)
-    sm = np.full((t, r, n), np.nan)
-    new = Carry.fresh(r, n, h, w)
-    for i in range(r):
-        k = p.smooth[i]
-        span = int(p.hold_window[i, 0])
-        for j in range(n):
-            window = [float(x) for x in carry.history[:, i, j]]
-            seen = [bool(x) for x in carry.recent_bad[:, i, j]]
-            state = int(carry.state[i, j])
-            bad_run, bad_start = int(carry.bad_run[i, j]), int(carry.bad_start[i, j])
-            good_run, good_start = int(carry.good_run[i, j]), int(carry.good_start[i, j])
-            for row in range(t):
-                x = float(values[row, i, j])
-                window.append(x)
-                recent = window[-k:]
-                v = x if k == 1 else (
-                    float("nan") if any(np.isnan(recent)) else float(np.median(recent))
-                )
-                sm[row, i, j] = v
-                score = v * float(p.sign[i, 0])
-                now = int(ts[row])
-                is_bad = bool(p.enabled[i, 0]) and score > float(p.set_level[i, 0])
-                is_good = (not bool(p.enabled[i, 0])) or score < float(p.clear_level[i, 0])
-                seen.append(is_bad)
-                if is_bad:
-                    bad_start = bad_start if bad_run else now
-                    bad_run += 1
-                else:
-                    bad_run = 0
-                if is_good:
-                    good_start = good_start if good_run else now
-                    good_run += 1
-                else:
-                    good_run = 0
-                if (
-                    is_bad
-                    and sum(seen[-span:]) >= p.hold_polls[i, 0]
-                    and now - bad_start >= p.hold_ms[i, 0]
-                ):
-                    state = 1
-                elif (
-                    is_good
-                    and good_run >= p.clear_polls[i, 0]
-                    and now - good_start >= p.clear_ms[i, 0]
-                ):
-                    state = 0
-                states[row, i, j] = state
-            new.state[i, j] = state
-            new.bad_run[i, j], new.bad_start[i, j] = bad_run, bad_start if bad_run else 0
-            new.good_run[i, j], new.good_start[i, j] = good_run, good_start if good_run else 0
-            if h:
-                new.history[:, i, j] = window[-h:]
-            if w:
-                new.recent_bad[:, i, j] = seen[-w:]
+    states = np.zeros((t, m), dtype=np.int8)
+    sm = np.full((t, m), np.nan)
+    new = Carry.fresh(m, h, w)
+    windows = {int(c): k for k, cols in p.smooth.items() for c in cols}
+    for j in range(m):
+        k = windows.get(j, 1)
+        span = int(p.hold_window[j])
+        window = [float(x) for x in carry.history[:, j]]
+        seen = [bool(x) for x in carry.recent_bad[:, j]]
+        state = int(carry.state[j])
+        bad_run, bad_start = int(carry.bad_run[j]), int(carry.bad_start[j])
+        good_run, good_start = int(carry.good_run[j]), int(carry.good_start[j])
+        enabled = bool(p.enabled[j])
+        for row in range(t):
+            x = float(values[row, j])
+            window.append(x)
+            recent = window[-k:]
+            v = x if k == 1 else (
+                float("nan") if any(np.isnan(recent)) else float(np.median(recent))
+            )
+            sm[row, j] = v
+            score = v * float(p.sign[j])
+            now = int(ts[row])
+            is_bad = enabled and score > float(p.set_level[j])
+            is_good = (not enabled) or score < float(p.clear_level[j])
+            seen.append(is_bad)
+            if is_bad:
+                bad_start = bad_start if bad_run else now
+                bad_run += 1
+            else:
+                bad_run = 0
+            if is_good:
+                good_start = good_start if good_run else now
+                good_run += 1
+            else:
+                good_run = 0
+            if is_bad and sum(seen[-span:]) >= p.hold_polls[j] and (
+                    now - bad_start >= p.hold_ms[j]):
+                state = 1
+            elif is_good and good_run >= p.clear_polls[j] and (
+                    now - good_start >= p.clear_ms[j]):
+                state = 0
+            states[row, j] = state
+        new.state[j] = state
+        new.bad_run[j], new.bad_start[j] = bad_run, bad_start if bad_run else 0
+        new.good_run[j], new.good_start[j] = good_run, good_start if good_run else 0
+        if h:
+            new.history[:, j] = window[-h:]
+        if w:
+            new.recent_bad[:, j] = seen[-w:]
     return states, sm, new

@@ -32,10 +32,11 @@ import numpy.typing as npt
 
 from collector.detect.config import DetectSettings, RuleBook, ScreenRules
 from collector.detect.correlate import Correlator
-from collector.detect.debounce import Carry, Params, debounce, debounce_loop
+from collector.detect.debounce import Carry, debounce, debounce_loop
 from collector.detect.emit import Emitter, Report
 from collector.detect.findings import AGENT_SCREEN, Fault, Finding
 from collector.detect.frames import ScreenBatch, build_batches
+from collector.detect.plan import ORDER, Plan
 from collector.detect.predict import Judgement, Series, judge_psus, judge_temps
 from collector.detect.rules import Rule, Section
 from collector.detect.schedule import Schedule
@@ -46,10 +47,7 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
-STATE_VERSION: Final = 1
-# Within one poll, PSUs are judged before their cabinets (a PSU failure is the root of
-# its dark cabinet) and the screen's own sensors last.
-ORDER: Final = (Section.CONTROLLER, Section.PSU, Section.CARD, Section.ENV)
+STATE_VERSION: Final = 2
 HISTORY_SLOTS: Final = 160  # buckets of predictive history (26.7 h of 10 min)
 
 
@@ -63,23 +61,15 @@ def _num(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-# Per section: its rules, states (T, R, N), states before the batch (R, N), smoothed values.
-_Result = tuple[tuple[Rule, ...], npt.NDArray[np.int8], npt.NDArray[np.int8], FloatArray]
-
-
-@dataclass(slots=True)
-class _SectionState:
-    ids: tuple[str, ...]
-    carry: Carry
-    parked: dict[str, Carry] = field(default_factory=dict)
-
-
 @dataclass(slots=True)
 class _Screen:
     site: str
     screen: str
     emit: Emitter
-    sections: dict[Section, _SectionState] = field(default_factory=dict)
+    plan: Plan | None = None
+    layout: tuple[Any, ...] = ()
+    carry: Carry | None = None
+    parked: dict[tuple[Section, str, str], Carry] = field(default_factory=dict)
     last_ts: int = -1
     interval_ms: float = 0.0  # typical time between two polls
     gaps: list[int] = field(default_factory=list)  # the last few times between polls
@@ -123,7 +113,6 @@ class Detector:
 
     def __post_init__(self) -> None:
         self.book = RuleBook(self.settings)
-        self._params: dict[tuple[str, str, Section], tuple[tuple[Rule, ...], Params]] = {}
 
     # -- telemetry ----------------------------------------------------------------------
 
@@ -155,42 +144,33 @@ class Detector:
             st = self._screens[(site, screen)] = _Screen(site, screen, emit)
         return st
 
-    def _section_params(
-        self, site: str, screen: str, sr: ScreenRules, section: Section
-    ) -> tuple[tuple[Rule, ...], Params]:
-        key = (site, screen, section)
-        found = self._params.get(key)
-        if found is None:
-            rules = tuple(r for r in sr.rules if r.section is section)
-            found = self._params[key] = (rules, Params.of(rules))
-        return found
-
-    def _carry(
-        self, st: _Screen, section: Section, ids: tuple[str, ...], p: Params
-    ) -> _SectionState:
-        sec = st.sections.get(section)
-        r, h, w = p.set_level.shape[0], p.history_len, p.window_len
-        if sec is None or not sec.carry.fits(r, h, w):
-            sec = st.sections[section] = _SectionState(ids, Carry.fresh(r, len(ids), h, w))
-            return sec
-        if sec.ids == ids:
-            return sec
-        # A new layout: keep each element's state by id; park the ones that left.
-        kept = set(ids)
-        for i, ident in enumerate(sec.ids):
-            if ident not in kept:
-                sec.parked[ident] = sec.carry.take(np.array([i]))
-        pool_ids = list(sec.ids)
-        pools = [sec.carry]
-        for ident in ids:
-            if ident not in sec.ids and ident in sec.parked:
-                pool_ids.append(ident)
-                pools.append(sec.parked.pop(ident))
-        pool = pools[0] if len(pools) == 1 else Carry.concat(pools)
-        where = {ident: i for i, ident in enumerate(pool_ids)}
-        index = np.array([where.get(ident, -1) for ident in ids], dtype=np.int64)
-        sec.ids, sec.carry = ids, pool.take(index)
-        return sec
+    def _plan(self, st: _Screen, sr: ScreenRules, batch: ScreenBatch) -> Plan:
+        """The screen's column layout; on a new layout each column keeps its state by
+        (section, rule, element id), and columns of elements that left are parked."""
+        layout = (id(sr), batch.layout)
+        if st.plan is not None and st.layout == layout:
+            return st.plan
+        plan = Plan(sr.rules, batch)
+        p = plan.params
+        old, carry = st.plan, st.carry
+        if old is None or carry is None or not carry.fits(old.m, p.history_len, p.window_len):
+            st.carry = Carry.fresh(plan.m, p.history_len, p.window_len)
+        else:
+            kept = set(plan.keys)
+            for i, key in enumerate(old.keys):
+                if key not in kept:
+                    st.parked[key] = carry.take(np.array([i]))
+            pool_keys, pools = list(old.keys), [carry]
+            known = set(old.keys)
+            for key in plan.keys:
+                if key not in known and key in st.parked:
+                    pool_keys.append(key)
+                    pools.append(st.parked.pop(key))
+            pool = pools[0] if len(pools) == 1 else Carry.concat(pools)
+            where = {key: i for i, key in enumerate(pool_keys)}
+            st.carry = pool.take(np.array([where.get(k, -1) for k in plan.keys], np.int64))
+        st.plan, st.layout = plan, layout
+        return plan
 
     def _judge(self, batch: ScreenBatch) -> list[Finding]:
         st = self._screen(batch.site, batch.screen)
@@ -201,8 +181,7 @@ class Detector:
             self.stale += int((~keep).sum())
             if not keep.any():
                 return []
-            batch = _rows(batch, keep)
-        t = len(batch)
+            batch = batch.rows(keep)
         ts = batch.ts
         # The screen's poll interval: the median of its last gaps, so an outage (one long
         # gap) does not make the agent's silence limit long.
@@ -212,140 +191,76 @@ class Detector:
             st.interval_ms = float(sorted(st.gaps)[len(st.gaps) // 2])
         st.last_ts = int(ts[-1])
         sr = self.book.for_screen(batch.site, batch.screen)
-        off = sr.schedule.off_mask(ts)
+        plan = self._plan(st, sr, batch)
+        raw = plan.values(batch)
+        hide, _lost, dark = plan.hidden(batch, raw, sr.schedule.off_mask(ts))
         machine = debounce if self.vectorised else debounce_loop
-        results: dict[Section, _Result] = {}
-        lost = np.zeros(t, dtype=bool)
-        card_dark = np.zeros((t, len(batch.layout[0])), dtype=bool)
-        for section in ORDER:
-            frame = batch.sections[section]
-            rules, params = self._section_params(batch.site, batch.screen, sr, section)
-            n = len(frame.ids)
-            raw = np.stack([frame.values[r.reading] for r in rules], axis=1) if rules else (
-                np.zeros((t, 0, n)))
-            hide = self._hidden(section, rules, raw, off, lost, card_dark, batch)
-            values = np.where(hide, np.nan, raw)
-            sec = self._carry(st, section, frame.ids, params)
-            prev = sec.carry.state
-            states, smoothed, sec.carry = machine(params, sec.carry, values, ts)
-            results[section] = (rules, states, prev, smoothed)
-            if section is Section.CONTROLLER:
-                i = _index(rules, "controller_lost")
-                lost = raw[:, i, 0] == 0 if i is not None else lost
-            elif section is Section.CARD:
-                i = _index(rules, "card_offline")
-                card_dark = values[:, i, :] == 0 if i is not None else card_dark
-        return self._report(st, batch, sr, results, card_dark)
-
-    def _hidden(
-        self,
-        section: Section,
-        rules: tuple[Rule, ...],
-        raw: FloatArray,
-        off: BoolArray,
-        lost: BoolArray,
-        card_dark: BoolArray,
-        batch: ScreenBatch,
-    ) -> BoolArray:
-        t, r, n = raw.shape
-        hide = np.zeros((t, r, n), dtype=bool)
-        dark = np.array([rule.dark for rule in rules], dtype=bool).reshape(1, r, 1)
-        if off.any():
-            hide |= off.reshape(t, 1, 1) & dark
-        if section is Section.CONTROLLER:
-            i = _index(rules, "controller_lost")
-            if i is not None:  # behind a lost controller nothing else is readable
-                gone = (raw[:, i, 0] == 0).reshape(t, 1, 1)
-                others = np.ones((1, r, 1), dtype=bool)
-                others[0, i, 0] = False
-                hide |= gone & others
-            return hide
-        hide |= lost.reshape(t, 1, 1)
-        if section is Section.CARD:
-            i = _index(rules, "card_offline")
-            if i is not None:
-                others = np.ones((1, r, 1), dtype=bool)
-                others[0, i, 0] = False
-                hide |= (raw[:, i, :] == 0)[:, np.newaxis, :] & others
-        elif section is Section.PSU:
-            # A PSU's readings behind a dark cabinet are stale or bogus: unknown.
-            has = batch.psu_card >= 0
-            if has.any():
-                behind = np.zeros((t, n), dtype=bool)
-                behind[:, has] = card_dark[:, batch.psu_card[has]]
-                hide |= behind[:, np.newaxis, :]
-        elif section is Section.ENV:
-            cards = batch.sections[Section.CARD].values
-            for i, rule in enumerate(rules):
-                col = cards.get(rule.unless_cards) if rule.unless_cards else None
-                if col is not None and col.shape[1]:
-                    hide[:, i, :] |= (~np.isnan(col)).any(axis=1).reshape(t, 1)
-        return hide
+        assert st.carry is not None
+        before = st.carry.state
+        states, smoothed, st.carry = machine(plan.params, st.carry,
+                                             np.where(hide, np.nan, raw), ts)
+        return self._report(st, batch, sr, plan, states, before, smoothed, dark)
 
     def _report(
         self,
         st: _Screen,
         batch: ScreenBatch,
         sr: ScreenRules,
-        results: dict[Section, _Result],
-        card_dark: BoolArray,
+        plan: Plan,
+        states: npt.NDArray[np.int8],
+        before: npt.NDArray[np.int8],
+        smoothed: FloatArray,
+        dark: BoolArray,
     ) -> list[Finding]:
         emit = st.emit
         emit.out = []
         ts = batch.ts
-        psu_rules, _, _, psu_sm = results[Section.PSU]
-        card_rules, _, _, card_sm = results[Section.CARD]
-        vl = _index(psu_rules, "voltage_low")
-        vout = psu_sm[:, vl, :] if vl is not None else np.full((len(ts), len(batch.layout[1])),
-                                                                np.nan)
-        known_vout = _ffill(vout, st.psu_vout)
-        st.psu_vout = known_vout[-1].copy()
-        th = _index(card_rules, "card_temp_high")
-        temps = card_sm[:, th, :] if th is not None else np.full(card_dark.shape, np.nan)
-        low_v = sr.by_name["voltage_low"].threshold if "voltage_low" in sr.by_name else 4.6
-        hot_c = sr.by_name["card_temp_high"].threshold if "card_temp_high" in sr.by_name else 75.0
-        s = self.settings
-        corr = Correlator(batch, emit, card_dark, temps, known_vout,
-                          np.full(len(batch.layout[1]), low_v), s.screen_dark_fraction,
-                          s.screen_hot_margin_c, hot_c, s.min_cards_for_screen)
-        events = self._events(batch, results)
+        t = len(ts)
+        vout = self._columns(plan, "voltage_low", smoothed, t, len(batch.layout[1]))
+        temps = self._columns(plan, "card_temp_high", smoothed, t, len(batch.layout[0]))
+        events: list[tuple[int, tuple[int, ...], Any]] = []
+        prev = np.concatenate([before[np.newaxis], states[:-1]], axis=0)
+        rows, cols = np.nonzero(states != prev)
+        for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+            block = plan.blocks[int(plan.block_of[col])]
+            n = int(plan.element[col])
+            act = self._rule_action(block.section, block.rule, plan.ids[block.section][n], n,
+                                    bool(states[row, col]), float(smoothed[row, col]))
+            # a short chain is judged after the cabinets that made it short
+            rank = len(ORDER) if block.rule.name == "layout_mismatch" else int(plan.rank[col])
+            events.append((row, (1, rank, n, col), act))
         events += self._predictions(st, batch, vout, temps)
-        events.sort(key=lambda e: (e[0], e[1]))
-        for row, _order, apply in events:
-            self._release_flaps(emit, ts, int(ts[row]))
-            apply(row, corr)
-        self._release_flaps(emit, ts, int(ts[-1]))
+        if events or emit.flaps:
+            known_vout = _ffill(vout, st.psu_vout)
+            st.psu_vout = known_vout[-1].copy()
+            low_v = sr.by_name["voltage_low"].threshold if "voltage_low" in sr.by_name else 4.6
+            hot = sr.by_name.get("card_temp_high")
+            s = self.settings
+            corr = Correlator(batch, emit, dark, temps, known_vout,
+                              np.full(len(batch.layout[1]), low_v), s.screen_dark_fraction,
+                              s.screen_hot_margin_c, 75.0 if hot is None else hot.threshold,
+                              s.min_cards_for_screen)
+            events.sort(key=lambda e: (e[0], e[1]))
+            for row, _order, apply in events:
+                self._release_flaps(emit, ts, int(ts[row]))
+                apply(row, corr)
+            self._release_flaps(emit, ts, int(ts[-1]))
+        elif vout.shape[1]:
+            st.psu_vout = _ffill(vout[-1:], st.psu_vout)[-1].copy()
         out, emit.out = emit.out, []
         return out
+
+    @staticmethod
+    def _columns(plan: Plan, rule: str, values: FloatArray, t: int, n: int) -> FloatArray:
+        block = plan.block(rule)
+        if block is None:
+            return np.full((t, n), np.nan)
+        return values[:, block.start:block.stop]
 
     def _release_flaps(self, emit: Emitter, ts: IntArray, now_ms: int) -> None:
         for key, due in emit.due_clears(now_ms):
             row = min(int(np.searchsorted(ts, due)), len(ts) - 1)
             emit.release_flap(key, Report(int(ts[row])))
-
-    def _events(
-        self,
-        batch: ScreenBatch,
-        results: dict[Section, _Result],
-    ) -> list[tuple[int, tuple[int, ...], Any]]:
-        """State changes of every rule as (row, ordering key, action) triples."""
-        events: list[tuple[int, tuple[int, ...], Any]] = []
-        for rank, section in enumerate(ORDER):
-            rules, states, prev, smoothed = results[section]
-            if not rules:
-                continue
-            before = np.concatenate([prev[np.newaxis], states[:-1]], axis=0)
-            rows, rs, ns = np.nonzero(states != before)
-            ids = batch.sections[section].ids
-            for row, r, n in zip(rows.tolist(), rs.tolist(), ns.tolist(), strict=True):
-                rule = rules[r]
-                value = float(smoothed[row, r, n])
-                active = bool(states[row, r, n])
-                act = self._rule_action(section, rule, ids[n], n, active, value)
-                # a short chain is judged after the cabinets that made it short
-                order = len(ORDER) if rule.name == "layout_mismatch" else rank
-                events.append((row, (1, order, n, r), act))
-        return events
 
     def _rule_action(
         self, section: Section, rule: Rule, ident: str, n: int, active: bool, value: float
@@ -541,13 +456,6 @@ class Detector:
         return len(self._screens)
 
 
-def _index(rules: tuple[Rule, ...], name: str) -> int | None:
-    for i, rule in enumerate(rules):
-        if rule.name == name:
-            return i
-    return None
-
-
 def _ffill(values: FloatArray, start: FloatArray) -> FloatArray:
     """Each column's last known value at each row (carrying `start` in)."""
     t, n = values.shape
@@ -558,22 +466,3 @@ def _ffill(values: FloatArray, start: FloatArray) -> FloatArray:
     idx = np.where(~np.isnan(full), np.arange(t + 1).reshape(t + 1, 1), 0)
     idx = np.maximum.accumulate(idx, axis=0)
     return np.take_along_axis(full, idx, axis=0)[1:]
-
-
-def _rows(batch: ScreenBatch, keep: BoolArray) -> ScreenBatch:
-    from collector.detect.frames import SectionFrame
-
-    return ScreenBatch(
-        site=batch.site,
-        screen=batch.screen,
-        ts=batch.ts[keep],
-        seen_ms=batch.seen_ms[keep],
-        agents=tuple(a for a, k in zip(batch.agents, keep, strict=True) if k),
-        sections={
-            s: SectionFrame(f.ids, {r: v[keep] for r, v in f.values.items()})
-            for s, f in batch.sections.items()
-        },
-        psu_card=batch.psu_card,
-        card_port=batch.card_port,
-        card_index=batch.card_index,
-    )

@@ -26,10 +26,6 @@ IntArray = npt.NDArray[np.int64]
 _ID = re.compile(r"^p(\d+)c(\d+)$")
 
 
-def _flag(value: Any) -> float | None:
-    return None if value is None else float(bool(value))
-
-
 def _on_backup(ctrl: Mapping[str, Any]) -> float | None:
     ports = ctrl.get("redundancy") or ()
     known = [p for p in ports if p is not None]
@@ -48,7 +44,15 @@ CONTROLLER_READINGS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
 @dataclass(slots=True)
 class SectionFrame:
     ids: tuple[str, ...]
-    values: dict[str, FloatArray]  # reading -> (T, N)
+    readings: tuple[str, ...]
+    values: FloatArray  # (T, len(readings), N)
+
+    def reading(self, name: str) -> FloatArray | None:
+        """(T, N) of one reading, or None when the section has no such reading."""
+        try:
+            return self.values[:, self.readings.index(name), :]
+        except ValueError:
+            return None
 
 
 @dataclass(slots=True)
@@ -70,25 +74,41 @@ class ScreenBatch:
     def __len__(self) -> int:
         return len(self.ts)
 
+    def rows(self, keep: npt.NDArray[np.bool_]) -> ScreenBatch:
+        """The polls where `keep` is True."""
+        return ScreenBatch(
+            site=self.site,
+            screen=self.screen,
+            ts=self.ts[keep],
+            seen_ms=self.seen_ms[keep],
+            agents=tuple(a for a, k in zip(self.agents, keep, strict=True) if k),
+            sections={s: SectionFrame(f.ids, f.readings, f.values[keep])
+                      for s, f in self.sections.items()},
+            psu_card=self.psu_card,
+            card_port=self.card_port,
+            card_index=self.card_index,
+        )
 
-def _flat_matrix(objs: list[Mapping[str, Any]], reading: str) -> FloatArray:
-    derive = CONTROLLER_READINGS.get(reading)
-    if derive is None:
-        vals = [_flag(o.get(reading)) if isinstance(o.get(reading), bool) else o.get(reading)
-                for o in objs]
-    else:
-        vals = [derive(o) for o in objs]
-    return np.array(vals, dtype=np.float64).reshape(len(objs), 1)
+
+FLAT_READINGS = {s: readings(s) for s in (Section.CONTROLLER, Section.ENV)}
+CARD_READINGS = readings(Section.CARD)
+# vout_ok is derived from vout_v and ok; both are read.
+PSU_READINGS = tuple(dict.fromkeys([*(r for r in readings(Section.PSU) if r != "vout_ok"),
+                                    "vout_v", "ok"]))
 
 
-def _column_matrix(cols: list[Mapping[str, list[Any]]], reading: str, n: int) -> FloatArray:
-    rows = [c.get(reading) for c in cols]
-    if any(r is None for r in rows):
-        blank = [None] * n
-        rows = [blank if r is None else r for r in rows]
-    if n == 0:
-        return np.zeros((len(cols), 0))
-    return np.array(rows, dtype=np.float64)
+def _flat_row(obj: Mapping[str, Any], names: tuple[str, ...]) -> list[Any]:
+    out = []
+    for name in names:
+        derive = CONTROLLER_READINGS.get(name)
+        value = derive(obj) if derive is not None else obj.get(name)
+        out.append(float(value) if isinstance(value, bool) else value)
+    return out
+
+
+def _columns(cols: Mapping[str, list[Any]], names: tuple[str, ...], blank: list[Any]
+             ) -> list[list[Any]]:
+    return [cols.get(name) or blank for name in names]
 
 
 def _positions(cards: Mapping[str, list[Any]], ids: tuple[str, ...]) -> tuple[IntArray, IntArray]:
@@ -102,37 +122,61 @@ def _positions(cards: Mapping[str, list[Any]], ids: tuple[str, ...]) -> tuple[In
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    psu_card: IntArray
+    card_port: IntArray
+    card_index: IntArray
+
+
+_LAYOUTS: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[Any, ...], tuple[Any, ...]],
+               _Layout] = {}
+
+
+def _layout(cards: Mapping[str, list[Any]], psus: Mapping[str, list[Any]],
+            card_ids: tuple[str, ...], psu_ids: tuple[str, ...]) -> _Layout:
+    """Where each PSU and cabinet sits; the same for every poll of a screen, so cached."""
+    psu_cards = tuple(psus.get("card") or (None,) * len(psu_ids))
+    ports = tuple(cards.get("port") or ()) + tuple(cards.get("index") or ())
+    key = (card_ids, psu_ids, psu_cards, ports)
+    found = _LAYOUTS.get(key)
+    if found is None:
+        where = {c: i for i, c in enumerate(card_ids)}
+        port, index = _positions(cards, card_ids)
+        found = _Layout(np.array([where.get(c, -1) for c in psu_cards], dtype=np.int64),
+                        port, index)
+        if len(_LAYOUTS) > 10_000:  # bounded: layouts are few, but never trust a payload
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = found
+    return found
+
+
 def _batch(docs: list[Mapping[str, Any]], seen: list[int]) -> ScreenBatch:
+    """One np.array call per section: the Python work per snapshot is building lists."""
     first = docs[0]
-    card_ids = tuple(str(i) for i in first["cards"]["id"])
-    psu_ids = tuple(str(i) for i in first["psus"]["id"])
-    ctrls = [d["controller"] for d in docs]
-    envs = [d.get("env") or {} for d in docs]
-    cards = [d["cards"] for d in docs]
-    psus = [d["psus"] for d in docs]
-    n, p = len(card_ids), len(psu_ids)
-    sections = {
-        Section.CONTROLLER: SectionFrame(
-            ("controller",), {r: _flat_matrix(ctrls, r) for r in readings(Section.CONTROLLER)}
-        ),
-        Section.ENV: SectionFrame(
-            ("env",), {r: _flat_matrix(envs, r) for r in readings(Section.ENV)}
-        ),
-        Section.CARD: SectionFrame(
-            card_ids, {r: _column_matrix(cards, r, n) for r in readings(Section.CARD)}
-        ),
-    }
-    psu_values = {r: _column_matrix(psus, r, p) for r in readings(Section.PSU) if r != "vout_ok"}
-    vout = psu_values.get("vout_v")
-    if vout is None:
-        vout = _column_matrix(psus, "vout_v", p)
-    ok = _column_matrix(psus, "ok", p)
+    card_ids = tuple(first["cards"]["id"])  # strings, by the schema
+    psu_ids = tuple(first["psus"]["id"])
+    n, p, t = len(card_ids), len(psu_ids), len(docs)
+    card_blank, psu_blank = [None] * n, [None] * p
+    ctrl_names, env_names = FLAT_READINGS[Section.CONTROLLER], FLAT_READINGS[Section.ENV]
+    ctrl = np.array([_flat_row(d["controller"], ctrl_names) for d in docs], dtype=np.float64)
+    env = np.array([_flat_row(d.get("env") or {}, env_names) for d in docs], dtype=np.float64)
+    cards = np.array([_columns(d["cards"], CARD_READINGS, card_blank) for d in docs],
+                     dtype=np.float64).reshape(t, len(CARD_READINGS), n)
+    psus = np.array([_columns(d["psus"], PSU_READINGS, psu_blank) for d in docs],
+                    dtype=np.float64).reshape(t, len(PSU_READINGS), p)
+    vout = psus[:, PSU_READINGS.index("vout_v"), :]
+    ok = psus[:, PSU_READINGS.index("ok"), :]
     # A smart PSU that says "not ok" without a voltage has failed as surely as 0 V.
-    psu_values["vout_ok"] = np.where(np.isnan(vout), np.where(ok == 0, 0.0, np.nan), vout)
-    sections[Section.PSU] = SectionFrame(psu_ids, psu_values)
-    where = {c: i for i, c in enumerate(card_ids)}
-    psu_cards = first["psus"].get("card") or [None] * p
-    port, index = _positions(first["cards"], card_ids)
+    vout_ok = np.where(np.isnan(vout), np.where(ok == 0, 0.0, np.nan), vout)
+    psus = np.concatenate([psus, vout_ok[:, np.newaxis, :]], axis=1)
+    sections = {
+        Section.CONTROLLER: SectionFrame(("controller",), ctrl_names, ctrl.reshape(t, -1, 1)),
+        Section.ENV: SectionFrame(("env",), env_names, env.reshape(t, -1, 1)),
+        Section.CARD: SectionFrame(card_ids, CARD_READINGS, cards),
+        Section.PSU: SectionFrame(psu_ids, (*PSU_READINGS, "vout_ok"), psus),
+    }
+    layout = _layout(first["cards"], first["psus"], card_ids, psu_ids)
     return ScreenBatch(
         site=first["site"],
         screen=first["screen"],
@@ -140,9 +184,9 @@ def _batch(docs: list[Mapping[str, Any]], seen: list[int]) -> ScreenBatch:
         seen_ms=np.array(seen, dtype=np.int64),
         agents=tuple(d["agent"] for d in docs),
         sections=sections,
-        psu_card=np.array([where.get(c, -1) for c in psu_cards], dtype=np.int64),
-        card_port=port,
-        card_index=index,
+        psu_card=layout.psu_card,
+        card_port=layout.card_port,
+        card_index=layout.card_index,
     )
 
 

@@ -117,8 +117,42 @@ def bench_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+# The detector before issue 7 (no debounce, schedules, root causes or prediction): the
+# baseline the live path's cost is held to (at most 2x per card). Loaded from git so
+# that it runs beside today's code in the same process, not copied into the tree.
+BASELINE_COMMIT = "8687d09"
+BASELINE_FIGURES = {30: 4.62, 200: 1.54}  # us/card measured at that commit, for no git
+
+
+def _baseline_detector() -> Any:
+    """An instance of the pre-issue-7 Detector, or None when git cannot show it."""
+    import subprocess
+    import types
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        source = subprocess.run(
+            ["git", "show", f"{BASELINE_COMMIT}:collector/detect/engine.py"],
+            cwd=root, capture_output=True, text=True, check=True, timeout=20,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    import sys
+
+    module = types.ModuleType("ledwatch_baseline_engine")
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(source, f"{BASELINE_COMMIT}:collector/detect/engine.py", "exec"),
+         module.__dict__)
+    thresholds = types.SimpleNamespace(card_temp_high_c=75.0, psu_fail_v=3.5, psu_low_v=4.6,
+                                       fan_min_rpm=300.0, agent_silence_s=60.0,
+                                       humidity_high_pct=90.0)
+    return module.Detector(thresholds)
+
+
 def bench_detect(args: argparse.Namespace) -> int:
-    """Detection over many cards: numpy columns vs the plain per-row loop."""
+    """Detection per card on the live path (one snapshot per call, as the collector
+    feeds a screen's polls) against the detector before issue 7, and batched (replay)."""
     from collector.detect.engine import Detector
 
     docs = [synthetic_snapshot(args.cards, seq) for seq in range(1, args.snapshots + 1)]
@@ -126,20 +160,40 @@ def bench_detect(args: argparse.Namespace) -> int:
         d["cards"]["temp_c"][3] = 90.0
         d["psus"]["vout_v"][5] = 2.0
 
-    def run(vectorised: bool) -> Callable[[], Any]:
+    def live(make: Callable[[], Any]) -> Callable[[], Any]:
         def go() -> None:
-            det = Detector()
-            det.vectorised = vectorised
-            det.process(docs)
+            det = make()
+            for doc in docs:
+                det.process([doc])
         return go
 
-    t_np = _median_s(run(True), args.repeat)
-    t_py = _median_s(run(False), args.repeat)
+    def batched() -> None:
+        Detector().process(docs)
+
     n_cards = args.cards * args.snapshots
+    t_new = _median_s(live(Detector), args.repeat)
+    t_batch = _median_s(batched, args.repeat)
+    t_loop = _median_s(live(lambda: Detector(vectorised=False)), max(1, args.repeat // 2))
     print(f"detect: {args.snapshots} snapshots x {args.cards} cards, median of {args.repeat}")
-    print(f"  numpy:  {t_np / n_cards * 1e6:6.2f} us/card")
-    print(f"  python: {t_py / n_cards * 1e6:6.2f} us/card")
-    print(f"  ratio python/numpy: {t_py / t_np:.1f}x")
+    us_new = t_new / n_cards * 1e6
+    print(f"  live path, numpy (one snapshot per call): {us_new:6.2f} us/card")
+    print(f"  replay path (all snapshots in one call):  {t_batch / n_cards * 1e6:6.2f} us/card "
+          f"({t_new / t_batch:.1f}x cheaper)")
+    print(f"  live path, poll-by-poll reference machine: {t_loop / n_cards * 1e6:6.2f} us/card")
+    old = _baseline_detector()
+    if old is not None:
+        t_old = _median_s(live(lambda: _baseline_detector()), args.repeat)
+        us_old = t_old / n_cards * 1e6
+        source = f"measured now, detector of {BASELINE_COMMIT} loaded from git"
+    else:
+        nearest = min(BASELINE_FIGURES, key=lambda c: abs(c - args.cards))
+        us_old = BASELINE_FIGURES[nearest]
+        source = f"recorded at {BASELINE_COMMIT} for {nearest} cards (git not available)"
+    ratio = us_new / us_old
+    verdict = "ok" if ratio <= 2.0 else "MISSED"
+    print(f"  before issue 7 (no debounce, schedules, roots, prediction): {us_old:6.2f} us/card "
+          f"({source})")
+    print(f"  ratio live/before: {ratio:.2f}x (target <= 2x: {verdict})")
     return 0
 
 
