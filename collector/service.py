@@ -38,6 +38,7 @@ from collector.detect.findings import Finding
 from collector.influx.errors import WriteError
 from collector.influx.lineproto import (
     TicketChangeLike,
+    event_line,
     forecast_line,
     snapshot_lines,
     ticket_line,
@@ -331,6 +332,16 @@ class Collector:
                     received_ms=msg.received_ms,
                 )
             )
+        elif decoded.kind == "event":
+            line = event_line(doc)
+            if line is not None:
+                lines.append(line)
+            if self.tickets is not None:
+                try:
+                    self.tickets.record_event(doc)
+                except Exception as exc:  # the event is stored; its history entry is extra
+                    self.metrics.error(f"ticket service: {exc}")
+                    log.exception("could not add an event to its ticket's history")
         elif decoded.kind == "status":
             self.screens.set_agent_status(decoded.site, decoded.name, doc)
             self._apply(

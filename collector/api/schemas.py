@@ -53,6 +53,10 @@ class ResolveBody(StepBody):
     product_fault: bool = Field(default=True, description="false for misuse: no warranty extension")
 
 
+class PauseBody(StepBody):
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+
+
 class ReopenBody(StepBody):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 
@@ -116,6 +120,13 @@ class TicketPublic(_Out):
     predicted_failure_ms: int | None = Field(
         description="predictive tickets: when the part is expected to fail"
     )
+    paused_ms: int | None = Field(description="waiting on the customer since: clocks stopped")
+    paused_total_ms: int = Field(description="clock time the ticket was paused, this cycle")
+    escalation_level: int = Field(description="notification route level reached (0 = first)")
+    response_breached_ms: int | None = Field(
+        description="the response deadline passed without acknowledge (at the deadline)")
+    onsite_breached_ms: int | None = Field(
+        description="the on-site deadline passed without arrive (at the deadline)")
     allowed_steps: list[str]
 
 
@@ -212,6 +223,8 @@ class KpisPublic(_Out):
     screens: int
     downtime_min: float
     failures_by_component: dict[str, int]
+    response_breaches: int
+    onsite_breaches: int
 
 
 class WarrantyPublic(_Out):

@@ -271,3 +271,22 @@ def forecast_line(f: ForecastLike) -> str:
     if f.slope_v_per_h is not None:
         fields += f",vout_slope_v_per_h={float(f.slope_v_per_h)}"
     return f"psu,{tags} {fields} {int(f.ts_ms)}"
+
+
+def event_line(doc: Mapping[str, Any]) -> str | None:
+    """An agent's `ledwatch.event/1` as one `event` point: the event's name is a tag (a
+    dashboard annotates by it), component and detail are fields. None if it has no time."""
+    ts = doc.get("ts")
+    if not isinstance(ts, int) or isinstance(ts, bool):
+        return None
+    tags = (f"event={escape_tag(str(doc.get('event') or 'unknown'))},"
+            f"screen={escape_tag(str(doc.get('screen')))},site={escape_tag(str(doc.get('site')))}")
+    detail = doc.get("detail")
+    if detail is not None and not isinstance(detail, str):
+        import json
+
+        detail = json.dumps(detail, sort_keys=True)
+    fields = [f"agent={escape_str(str(doc.get('agent') or ''))}",
+              f"component={escape_str(str(doc.get('component') or ''))}",
+              f"detail={escape_str((detail or '')[:1000])}"]
+    return f"event,{tags} {','.join(fields)} {ts}"

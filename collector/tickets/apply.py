@@ -39,9 +39,10 @@ from collector.detect.findings import (
 )
 from collector.tickets import db
 from collector.tickets.contracts import MS_PER_DAY
-from collector.tickets.core import DETECTOR, TicketCore
+from collector.tickets.core import DETECTOR
 from collector.tickets.lifecycle import WORKING, State, Step
 from collector.tickets.models import MaintenanceWindow, Source, TicketChange
+from collector.tickets.sla import SlaMixin
 
 CAUSE, EFFECT = "cause", "effect"
 
@@ -50,7 +51,7 @@ def window_of(row: Row[Any]) -> MaintenanceWindow:
     return MaintenanceWindow(**{c.name: getattr(row, c.name) for c in db.maintenance.columns})
 
 
-class FindingsMixin(TicketCore):
+class FindingsMixin(SlaMixin):
     def apply_findings(self, findings: Iterable[Finding]) -> list[TicketChange]:
         """Open, join, re-open or mark for verification the tickets the findings concern."""
         batch = list(findings)
@@ -67,9 +68,10 @@ class FindingsMixin(TicketCore):
         return self._write(work)
 
     def tick(self, now_ms: int | None = None) -> list[TicketChange]:
-        """Time passed: open the tickets that maintenance windows ended by now held back."""
+        """Time passed: open the tickets that maintenance windows ended by now held back,
+        escalate and record breaches (sla.py)."""
         now = self._clock() if now_ms is None else now_ms
-        return self._write(lambda conn: self._end_windows(conn, now))
+        return self._write(lambda conn: self._end_windows(conn, now) + self._sla(conn, now))
 
     # -- lookups ------------------------------------------------------------------------
 
@@ -253,10 +255,10 @@ class FindingsMixin(TicketCore):
         fault: Fault | None = None,
     ) -> TicketChange:
         state = State(row.state)
-        self._event(conn, row.id, ts_ms, DETECTOR, step, state, state, note)
+        event_id = self._event(conn, row.id, ts_ms, DETECTOR, step, state, state, note)
         return self._change(row, ts_ms, step.value, note,
                             priority=None if priority is None else priority.value,
-                            fault=None if fault is None else fault.value)
+                            fault=None if fault is None else fault.value, event_id=event_id)
 
     def _cause_cleared(self, conn: Connection, f: Finding) -> list[TicketChange]:
         row = self._open_for(conn, f.key)

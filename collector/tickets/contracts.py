@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import calendar
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any, Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from collector.detect.findings import DEFAULT_PRIORITY, Fault, Priority
+from collector.tickets.calendar import Calendar, parse_hours
 from ledwatch.contract import check_id
 from ledwatch.errors import ConfigError
 
@@ -89,6 +91,43 @@ class MajorEvent(BaseModel):
         return to_ms(self.start) <= ts_ms < to_ms(self.end)
 
 
+OFFICE_HOURS: dict[str, tuple[str, ...]] = {
+    d: ("08:00-18:00",) for d in ("mon", "tue", "wed", "thu", "fri")}
+
+
+class BusinessHours(BaseModel):
+    """Service hours: the SLA clocks of `priorities` run only in them (P1 stays 7 x 24)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timezone: str = "UTC"
+    hours: dict[str, tuple[str, ...]] = Field(default_factory=lambda: dict(OFFICE_HOURS))
+    holidays: tuple[date, ...] = ()
+    priorities: frozenset[Priority] = frozenset({Priority.P2, Priority.P3, Priority.P4})
+
+    @model_validator(mode="after")
+    def _valid(self) -> Self:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
+        parse_hours({k: list(v) for k, v in self.hours.items()})
+        if not any(self.hours.values()):
+            raise ValueError("hours: a calendar needs some service hours")
+        return self
+
+    def calendar(self) -> Calendar:
+        return _calendar(self.timezone, tuple(sorted(self.hours.items())), self.holidays)
+
+
+@lru_cache(maxsize=1024)
+def _calendar(tz: str, hours: tuple[tuple[str, tuple[str, ...]], ...],
+              holidays: tuple[date, ...]) -> Calendar:
+    return Calendar(tz, parse_hours({k: list(v) for k, v in hours}), frozenset(holidays))
+
+
 class ContractTerms(BaseModel):
     """One contract's service terms; the defaults are the figures of DOMAIN.md."""
 
@@ -106,6 +145,10 @@ class ContractTerms(BaseModel):
     priority_overrides: dict[Fault, Priority] = Field(default_factory=dict)
     downtime_faults: frozenset[Fault] = frozenset({Fault.CONTROLLER_LOST, Fault.SIGNAL_LOST})
     major_events: tuple[MajorEvent, ...] = ()
+    # Escalate a ticket to the next level of its notification route when these shares
+    # of its response / on-site time are gone without the matching step.
+    escalate_at: tuple[float, ...] = (0.5, 0.8)
+    business_hours: BusinessHours | None = None
     resolve_h_named: frozenset[Priority] = Field(default=frozenset(), exclude=True, repr=False)
 
     @model_validator(mode="before")
@@ -136,12 +179,37 @@ class ContractTerms(BaseModel):
     def in_major_event(self, screen: str, ts_ms: int) -> bool:
         return any(ev.covers(screen, ts_ms) for ev in self.major_events)
 
+    @field_validator("escalate_at")
+    @classmethod
+    def _fractions(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 < f < 1 for f in value) or list(value) != sorted(set(value)):
+            raise ValueError("escalate_at must be rising shares between 0 and 1, e.g. [0.5, 0.8]")
+        return value
+
+    def calendar(self, priority: Priority) -> Calendar | None:
+        """The service hours `priority`'s clocks run in; None: around the clock."""
+        bh = self.business_hours
+        if bh is None or priority not in bh.priorities:
+            return None
+        return bh.calendar()
+
+    def add_time(self, priority: Priority, start_ms: int, duration_ms: int) -> int:
+        cal = self.calendar(priority)
+        return start_ms + duration_ms if cal is None else cal.add(start_ms, duration_ms)
+
+    def elapsed(self, priority: Priority, start_ms: int, end_ms: int) -> int:
+        """Clock time between two moments (service time only, with a calendar)."""
+        cal = self.calendar(priority)
+        return max(0, end_ms - start_ms) if cal is None else cal.open_between(start_ms, end_ms)
+
     def deadlines(self, priority: Priority, start_ms: int) -> dict[str, int]:
         """SLA deadlines of a service cycle that starts at `start_ms` (column -> ms)."""
         return {
-            "response_due_ms": start_ms + round(self.response_min * MS_PER_MIN),
-            "onsite_due_ms": start_ms + round(self.onsite_h * MS_PER_H),
-            "resolve_due_ms": start_ms + round(self.resolve_h[priority] * MS_PER_H),
+            "response_due_ms": self.add_time(priority, start_ms,
+                                             round(self.response_min * MS_PER_MIN)),
+            "onsite_due_ms": self.add_time(priority, start_ms, round(self.onsite_h * MS_PER_H)),
+            "resolve_due_ms": self.add_time(priority, start_ms,
+                                            round(self.resolve_h[priority] * MS_PER_H)),
         }
 
     def satisfied(self, score: int) -> bool:

@@ -20,8 +20,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
+import orjson
 from sqlalchemy import Connection, Row, and_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -72,12 +73,40 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+# History step -> the notification event it is (collector/notify); other steps notify
+# nobody (notes, effects, stage escalations that do not change the priority).
+STEP_EVENT: Final[dict[str, str]] = {
+    Step.OPEN.value: "opened",
+    Step.PRIORITY.value: "priority_raised",
+    Step.SLA_WARNING.value: "escalated",
+    Step.RESPONSE_BREACHED.value: "response_breached",
+    Step.ONSITE_BREACHED.value: "onsite_breached",
+    Step.CLEAR.value: "cleared",
+    Step.RESOLVE.value: "resolved",
+    Step.RECUR.value: "reopened",
+    Step.REOPEN.value: "reopened",
+    Step.ACKNOWLEDGE.value: "acknowledged",
+    Step.CLOSE.value: "closed",
+}
+
+
+class Router(Protocol):
+    """Who hears of a ticket change: collector/notify's routing, bound to its settings."""
+
+    def targets(
+        self, site: str, screen: str, priority: str, event: str, level: int
+    ) -> list[tuple[str, tuple[str, ...]]]: ...
+
+    def levels(self, site: str, priority: str) -> int: ...
+
+
 class TicketCore:
     def __init__(
         self,
         db_url: str,
         contracts: Mapping[str, Any] | ContractBook | None = None,
         clock: Callable[[], int] | None = None,
+        router: Router | None = None,
     ) -> None:
         self.contracts = (
             contracts
@@ -97,6 +126,7 @@ class TicketCore:
             log.info("ticket database: added columns %s", ", ".join(added))
         self._lock = threading.RLock()
         self._listeners: list[Callable[[TicketChange], None]] = []
+        self.router = router
 
     # -- plumbing ---------------------------------------------------------------------
     def add_listener(self, fn: Callable[[TicketChange], None]) -> None:
@@ -128,12 +158,45 @@ class TicketCore:
             try:
                 with self._engine.begin() as conn:
                     changes = work(conn)
+                    if self.router is not None and changes:
+                        self._enqueue(conn, changes)
             except IntegrityError as exc:
                 raise TicketConflict(
                     "another ticket for the same fault is already open (closed it first)"
                 ) from exc
         self._notify(changes)
         return changes
+
+    def _enqueue(self, conn: Connection, changes: list[TicketChange]) -> None:
+        """Outbox rows for the changes that notify someone, in this same transaction: a
+        crash before the commit loses the change and its notifications together."""
+        assert self.router is not None
+        tickets: dict[int, bytes] = {}
+        nt = db.notifications
+        for change in changes:
+            event = STEP_EVENT.get(change.step)
+            if event is None:
+                continue
+            row = self._row(conn, change.ticket_id)
+            if change.ticket_id not in tickets:
+                tickets[change.ticket_id] = orjson.dumps(self._get(conn, change.ticket_id))
+            for level in self._levels(row, event):
+                for channel, recipients in self.router.targets(
+                        row.site, row.screen, change.priority, event, level):
+                    conn.execute(nt.insert().values(
+                        id=f"lw-{change.event_id}-{channel}-{level}",
+                        ticket_id=change.ticket_id, event=event, channel=channel, level=level,
+                        recipients=orjson.dumps(list(recipients)).decode(), note=change.note,
+                        payload=tickets[change.ticket_id].decode(), created_ms=change.ts_ms,
+                        attempts=0, next_attempt_ms=change.ts_ms,
+                    ))
+
+    @staticmethod
+    def _levels(row: Row[Any], event: str) -> range:
+        """An escalation goes to the level it reached; everything else to every level
+        up to there (whoever was called in hears how it ends)."""
+        level = int(row.escalation_level or 0)
+        return range(level, level + 1) if event == "escalated" else range(level + 1)
 
     def _create(
         self,
@@ -185,7 +248,7 @@ class TicketCore:
         insert = db.tickets.insert().values(**values).returning(db.tickets.c.id)
         ticket_id = int(conn.execute(insert).scalar_one())
         note = detail if repeat_of is None else f"repeat of ticket {repeat_of}. {detail}".strip()
-        self._event(conn, ticket_id, ts_ms, actor, Step.OPEN, None, State.OPEN, note)
+        event_id = self._event(conn, ticket_id, ts_ms, actor, Step.OPEN, None, State.OPEN, note)
         if source is Source.AUTO and fault in terms.downtime_faults:
             conn.execute(
                 db.downtime.insert().values(
@@ -208,6 +271,7 @@ class TicketCore:
             True,
             Step.OPEN.value,
             note,
+            event_id,
         )
 
     def _event(
@@ -220,8 +284,9 @@ class TicketCore:
         from_state: State | None,
         to_state: State,
         note: str,
-    ) -> None:
-        conn.execute(
+    ) -> int:
+        """One history entry; returns its id (a notification's idempotency key uses it)."""
+        result = conn.execute(
             db.ticket_events.insert().values(
                 ticket_id=ticket_id,
                 ts_ms=ts_ms,
@@ -230,8 +295,9 @@ class TicketCore:
                 from_state=None if from_state is None else from_state.value,
                 to_state=to_state.value,
                 note=note,
-            )
+            ).returning(db.ticket_events.c.id)
         )
+        return int(result.scalar_one())
 
     def _transition(
         self,
@@ -261,9 +327,9 @@ class TicketCore:
             values["resolution"] = None
         values["open_key"] = None if new is State.CLOSED else row.key
         conn.execute(update(db.tickets).where(db.tickets.c.id == row.id).values(**values))
-        self._event(conn, row.id, ts_ms, actor, step, old, new, note)
+        event_id = self._event(conn, row.id, ts_ms, actor, step, old, new, note)
         self._track_downtime(conn, row, terms, step, new, ts_ms)
-        return self._change(row, ts_ms, step.value, note, state=new.value)
+        return self._change(row, ts_ms, step.value, note, state=new.value, event_id=event_id)
 
     @staticmethod
     def _change(
@@ -275,6 +341,7 @@ class TicketCore:
         state: str | None = None,
         priority: str | None = None,
         fault: str | None = None,
+        event_id: int = 0,
     ) -> TicketChange:
         """A change of `row` for listeners (values not given are the row's)."""
         return TicketChange(
@@ -289,6 +356,7 @@ class TicketCore:
             False,
             step,
             note,
+            event_id,
         )
 
     def _track_downtime(
@@ -344,7 +412,7 @@ class TicketCore:
         data["evidence"] = json.loads(data["evidence"]) if data["evidence"] else None
         return Ticket(
             **data,
-            allowed_steps=tuple(s.value for s in allowed_steps(state)),
+            allowed_steps=tuple(s.value for s in allowed_steps(state, row.paused_ms is not None)),
             spare_due=spare_due,
             history=history,
             survey=survey,
@@ -368,29 +436,28 @@ class TicketCore:
         return warranty_status(terms, [(r.start_ms, r.end_ms) for r in rows], now_ms)
 
     def get(self, ticket_id: int) -> Ticket:
-        """One ticket with its full history and survey."""
+        """One ticket with its full history, survey and effects."""
         with self._engine.connect() as conn:
-            row = self._row(conn, ticket_id)
-            ev = db.ticket_events
-            history = tuple(
-                TicketEvent(e.ts_ms, e.actor, e.step, e.from_state, e.to_state, e.note)
-                for e in conn.execute(
-                    select(ev).where(ev.c.ticket_id == ticket_id).order_by(ev.c.id)
-                )
+            return self._get(conn, ticket_id)
+
+    def _get(self, conn: Connection, ticket_id: int) -> Ticket:
+        row = self._row(conn, ticket_id)
+        ev = db.ticket_events
+        history = tuple(
+            TicketEvent(e.ts_ms, e.actor, e.step, e.from_state, e.to_state, e.note)
+            for e in conn.execute(select(ev).where(ev.c.ticket_id == ticket_id).order_by(ev.c.id))
+        )
+        s = conn.execute(select(db.surveys).where(db.surveys.c.ticket_id == ticket_id)).first()
+        m = db.ticket_members
+        effects = tuple(
+            Effect(e.component, e.fault, e.first_ms, e.last_ms, bool(e.active))
+            for e in conn.execute(
+                select(m).where(m.c.ticket_id == ticket_id, m.c.role == "effect").order_by(m.c.id)
             )
-            s = conn.execute(select(db.surveys).where(db.surveys.c.ticket_id == ticket_id)).first()
-            m = db.ticket_members
-            effects = tuple(
-                Effect(e.component, e.fault, e.first_ms, e.last_ms, bool(e.active))
-                for e in conn.execute(
-                    select(m).where(m.c.ticket_id == ticket_id, m.c.role == "effect")
-                    .order_by(m.c.id)
-                )
-            )
+        )
         survey = (
             None
             if s is None
             else Survey(s.ticket_id, s.score, bool(s.satisfied), s.comment, s.ts_ms, s.actor)
         )
         return self._ticket(row, self._clock(), history, survey, effects)
-

@@ -85,6 +85,16 @@ tickets = Table(
     Column("flapping", Boolean, nullable=False, default=False),
     Column("predicted_failure_ms", Ms, nullable=True),
     Column("evidence", Text, nullable=True),  # JSON object
+    # SLA clocks (docs/tickets.md): waiting on the customer pauses them; warnings at
+    # fractions of the response / on-site time (how many were sent, per clock), the
+    # escalation level reached, and when a deadline passed without its step.
+    Column("paused_ms", Ms, nullable=True),  # the current pause began (NULL: running)
+    Column("paused_total_ms", Ms, nullable=False, default=0),
+    Column("response_warned", Integer, nullable=False, default=0),
+    Column("onsite_warned", Integer, nullable=False, default=0),
+    Column("escalation_level", Integer, nullable=False, default=0),
+    Column("response_breached_ms", Ms, nullable=True),
+    Column("onsite_breached_ms", Ms, nullable=True),
     UniqueConstraint("open_key"),
     Index("ix_tickets_key_id", "key", "id"),
     Index("ix_tickets_site_screen", "site", "screen"),
@@ -188,6 +198,28 @@ suppressed = Table(
     Column("first_ms", Ms, nullable=False),
     Column("cleared_ms", Ms, nullable=True),
     Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=True),  # opened later
+)
+
+# The notification outbox: one row per (ticket change, channel, route level), written in
+# the same transaction as the change; the sender (collector/notify) delivers and marks
+# it. `id` is the idempotency key receivers see.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False, index=True),
+    Column("event", String(32), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("recipients", Text, nullable=False, default="[]"),  # JSON list
+    Column("note", Text, nullable=False, default=""),
+    Column("payload", Text, nullable=False),  # the ticket as the API shows it, JSON
+    Column("created_ms", Ms, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_ms", Ms, nullable=True),  # NULL with delivered_ms NULL: given up
+    Column("delivered_ms", Ms, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Index("ix_notifications_due", "delivered_ms", "next_attempt_ms"),
 )
 
 # Detection's rolling state (pending counts, bucketed history, flapping), saved so a

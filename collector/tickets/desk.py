@@ -8,14 +8,14 @@ from sqlalchemy import Connection, select, update
 
 from collector.detect.findings import Fault, Priority
 from collector.tickets import db
-from collector.tickets.core import TicketCore
-from collector.tickets.errors import TicketInputError
-from collector.tickets.lifecycle import State, Step
+from collector.tickets.errors import InvalidTransition, TicketInputError
+from collector.tickets.lifecycle import State, Step, allowed_steps
 from collector.tickets.models import Resolution, Source, Ticket, TicketChange
+from collector.tickets.sla import SlaMixin
 from ledwatch.contract import check_id
 
 
-class DeskMixin(TicketCore):
+class DeskMixin(SlaMixin):
     def create_manual(
         self,
         site: str,
@@ -138,6 +138,62 @@ class DeskMixin(TicketCore):
         if not reason.strip():
             raise TicketInputError("reason must say why the ticket is reopened")
         return self._step(ticket_id, actor, Step.REOPEN, reason)
+
+    def pause(self, ticket_id: int, actor: str, reason: str) -> Ticket:
+        """Waiting on the customer (access to the site, a decision): the clocks stop."""
+        if not reason.strip():
+            raise TicketInputError("reason must say what the ticket waits for")
+        return self._pause_resume(ticket_id, actor, reason, Step.PAUSE)
+
+    def resume(self, ticket_id: int, actor: str, note: str = "") -> Ticket:
+        return self._pause_resume(ticket_id, actor, note, Step.RESUME)
+
+    def _pause_resume(self, ticket_id: int, actor: str, note: str, step: Step) -> Ticket:
+        def work(conn: Connection) -> list[TicketChange]:
+            row = self._row(conn, ticket_id)
+            state, paused = State(row.state), row.paused_ms is not None
+            allowed = allowed_steps(state, paused)
+            if step not in allowed:
+                raise InvalidTransition(state.value, step.value,
+                                        [s.value for s in allowed])
+            now = self._clock()
+            if step is Step.PAUSE:
+                return [self._pause(conn, row, actor, now, note)]
+            return [self._resume(conn, row, actor, now, note)]
+
+        self._write(work)
+        return self.get(ticket_id)
+
+    def record_event(self, doc: dict[str, Any]) -> TicketChange | None:
+        """An agent's `ledwatch.event/1` (door opened, link lost) goes on the history of
+        the not-closed ticket of its component, if there is one."""
+        site, screen = doc.get("site"), doc.get("screen")
+        component = doc.get("component")
+        if not (isinstance(site, str) and isinstance(screen, str) and isinstance(component, str)):
+            return None
+        detail = doc.get("detail")
+        text = f"{doc.get('event', 'event')}" + (f": {detail}" if detail not in (None, "") else "")
+        ts = doc.get("ts")
+        when = int(ts) if isinstance(ts, int) and not isinstance(ts, bool) else self._clock()
+        found: list[TicketChange] = []
+
+        def work(conn: Connection) -> list[TicketChange]:
+            t = db.tickets
+            row = conn.execute(
+                select(t).where(t.c.site == site, t.c.screen == screen,
+                                t.c.component == component, t.c.open_key.is_not(None))
+                .order_by(t.c.id.desc())
+            ).first()
+            if row is None:
+                return []
+            state = State(row.state)
+            event_id = self._event(conn, row.id, when, f"agent:{doc.get('agent', '?')}",
+                                   Step.EVENT, state, state, text[:1000])
+            found.append(self._change(row, when, Step.EVENT.value, text, event_id=event_id))
+            return []  # no listener change: nothing about the ticket itself changed
+
+        self._write(work)
+        return found[0] if found else None
 
     def survey(self, ticket_id: int, actor: str, score: int, comment: str = "") -> Ticket:
         """Record the customer's rating (1..5); a later rating replaces the earlier one."""

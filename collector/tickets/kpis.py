@@ -41,6 +41,8 @@ class Kpis:
     screens: int
     downtime_min: float
     failures_by_component: dict[str, int] = field(default_factory=dict)
+    response_breaches: int = 0  # response deadlines that passed in the month without acknowledge
+    onsite_breaches: int = 0
 
 
 def month_bounds(month: str) -> tuple[int, int]:
@@ -169,4 +171,7 @@ def compute_kpis(
         screens=len(screen_set),
         downtime_min=dark_total / 60_000,
         failures_by_component=dict(sorted(Counter(t.component_kind for t in opened).items())),
+        response_breaches=sum(1 for t in tickets if _in(t.response_breached_ms, start, end)),
+        onsite_breaches=sum(1 for t in tickets if _in(t.onsite_breached_ms, start, end)),
     )
+

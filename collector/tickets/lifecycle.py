@@ -48,6 +48,13 @@ class Step(StrEnum):
     EFFECT = "effect"  # a finding recorded as an effect of this ticket's root cause
     FLAPPING = "flapping"  # the fault comes and goes: kept open, marked
     UNSUPPRESS = "unsuppress"  # opened when the maintenance window that held it ended
+    # SLA clocks (tickets/sla.py, docs/tickets.md): no state change either.
+    PAUSE = "pause"  # waiting on the customer: the clocks stop
+    RESUME = "resume"
+    SLA_WARNING = "sla_warning"  # a share of a deadline gone: escalated to the next level
+    RESPONSE_BREACHED = "response_breached"
+    ONSITE_BREACHED = "onsite_breached"
+    EVENT = "event"  # an agent's edge event about this ticket's component (door opened, ...)
 
 
 AUTO_STEPS: Final = frozenset({Step.CLEAR, Step.RECUR})
@@ -90,9 +97,13 @@ NEW_CYCLE: Final = frozenset(
 WORKING: Final = frozenset({State.OPEN, State.ACKNOWLEDGED, State.DISPATCHED, State.ON_SITE})
 
 
-def allowed_steps(state: State) -> list[Step]:
-    """Steps a person may take from `state`, in table order."""
-    return [s for (st, s) in TRANSITIONS if st == state and s not in AUTO_STEPS]
+def allowed_steps(state: State, paused: bool = False) -> list[Step]:
+    """Steps a person may take from `state`, in table order; pause or resume while
+    somebody works on it."""
+    steps = [s for (st, s) in TRANSITIONS if st == state and s not in AUTO_STEPS]
+    if state in WORKING:
+        steps.append(Step.RESUME if paused else Step.PAUSE)
+    return steps
 
 
 def next_state(state: State, step: Step) -> State:

@@ -32,6 +32,7 @@ class TicketChange:
     opened: bool  # True when this change created the ticket
     step: str = ""  # the lifecycle step, or priority / escalate / flapping / effect
     note: str = ""
+    event_id: int = 0  # the history entry it wrote
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +145,13 @@ class Ticket:
     flapping: bool = False
     predicted_failure_ms: int | None = None
     evidence: dict[str, Any] | None = None
+    paused_ms: int | None = None  # waiting on the customer since then: clocks stopped
+    paused_total_ms: int = 0
+    response_warned: int = 0
+    onsite_warned: int = 0
+    escalation_level: int = 0
+    response_breached_ms: int | None = None
+    onsite_breached_ms: int | None = None
     allowed_steps: tuple[str, ...] = ()
     spare_due: bool = False  # repair overran `repair_h`: a spare unit is owed
     history: tuple[TicketEvent, ...] = field(default_factory=tuple)

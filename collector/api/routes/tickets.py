@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from collector.api.deps import CtxDep, Engineer, Role, require
 from collector.api.schemas import (
     DispatchBody,
+    PauseBody,
     ReopenBody,
     ResolveBody,
     StepBody,
@@ -148,6 +149,20 @@ def close(
 @router.post("/{ticket_id}/reopen", response_model=TicketDetailPublic, responses=STEP_RESPONSES)
 def reopen(ticket_id: TicketId, body: ReopenBody, ctx: CtxDep, who: Engineer) -> TicketDetailPublic:
     return _detail(ctx.tickets.reopen(ticket_id, who.actor(body.by), body.reason))
+
+
+@router.post("/{ticket_id}/pause", response_model=TicketDetailPublic, responses=STEP_RESPONSES)
+def pause(ticket_id: TicketId, body: PauseBody, ctx: CtxDep, who: Engineer) -> TicketDetailPublic:
+    """Waiting on the customer: the SLA clocks stop until `resume`."""
+    return _detail(ctx.tickets.pause(ticket_id, who.actor(body.by), body.reason))
+
+
+@router.post("/{ticket_id}/resume", response_model=TicketDetailPublic, responses=STEP_RESPONSES)
+def resume(
+    ticket_id: TicketId, ctx: CtxDep, who: Engineer, body: StepBody | None = None
+) -> TicketDetailPublic:
+    body = body or StepBody()
+    return _detail(ctx.tickets.resume(ticket_id, who.actor(body.by), body.note))
 
 
 @router.post("/{ticket_id}/survey", response_model=TicketDetailPublic, responses=STEP_RESPONSES)

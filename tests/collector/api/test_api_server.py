@@ -257,16 +257,16 @@ def test_phone_report_through_every_step(api: Live) -> None:
         "manual",
     )
     assert t["in_warranty"] is True  # accepted 2026-01-10, 12 months
-    assert t["allowed_steps"] == ["acknowledge"]
+    assert t["allowed_steps"] == ["acknowledge", "pause"]
     dup = report(api, "card/c7")
     assert dup.status_code == 200 and dup.json()["id"] == tid
 
     r = api.client.post(f"/api/v1/tickets/{tid}/arrive", headers=ENGINEER)
     assert r.status_code == 409
     assert r.json()["detail"] == (
-        "cannot arrive a ticket in state 'open'; allowed steps from 'open': acknowledge"
+        "cannot arrive a ticket in state 'open'; allowed steps from 'open': acknowledge, pause"
     )
-    assert r.json()["allowed_steps"] == ["acknowledge"]
+    assert r.json()["allowed_steps"] == ["acknowledge", "pause"]
 
     def step(name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         resp = api.client.post(f"/api/v1/tickets/{tid}/{name}", json=body, headers=ENGINEER)
