@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ledwatch collector",
         description="Store agent telemetry, detect faults, run service tickets and the API.",
+        epilog="`ledwatch collector db upgrade --config FILE` migrates the ticket database.",
     )
     p.add_argument("--config", "-c", type=Path, required=True, help="collector TOML file")
     p.add_argument(
@@ -45,7 +46,8 @@ def run(settings: CollectorSettings, stop: threading.Event) -> int:
     from collector.tickets.service import TicketService
 
     _ensure_sqlite_dir(settings.database.url)
-    tickets = TicketService(settings.database.url, settings.contracts)
+    tickets = TicketService(settings.database.url, settings.contracts,
+                            auto_upgrade=settings.database.auto_upgrade)
     collector = Collector(settings, tickets=tickets)
     api = None
     try:
@@ -76,7 +78,49 @@ def run(settings: CollectorSettings, stop: threading.Event) -> int:
     return 0
 
 
+def db_main(argv: list[str]) -> int:
+    """`ledwatch collector db upgrade|current --config FILE`."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from collector.tickets import db, schema
+
+    p = argparse.ArgumentParser(prog="ledwatch collector db",
+                                description="The ticket database's schema (Alembic migrations).")
+    p.add_argument("action", choices=["upgrade", "current"],
+                   help="upgrade: migrate to this release's schema; current: show revisions")
+    p.add_argument("--config", "-c", type=Path, required=True, help="collector TOML file")
+    args = p.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        _ensure_sqlite_dir(settings.database.url)
+        engine = db.make_engine(settings.database.url)
+        try:
+            if args.action == "current":
+                with engine.connect() as conn:
+                    now = schema.current(conn)
+                print(f"database: {now or 'empty'}; this release: {schema.head()}")
+                return 0
+            before, after = schema.upgrade(engine)
+        finally:
+            engine.dispose()
+    except ConfigError as exc:
+        print(f"ledwatch collector db: {args.config}: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        first = str(exc).splitlines()[0]
+        print(f"ledwatch collector db: cannot use the ticket database: {first}", file=sys.stderr)
+        return 1
+    if before == after:
+        print(f"database already at revision {after}")
+    else:
+        print(f"database upgraded from revision {before or 'empty'} to {after}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["db"]:
+        return db_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(args.config)

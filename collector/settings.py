@@ -109,6 +109,9 @@ class InfluxSettings(_Section):
 
 class DatabaseSettings(_Section):
     url: str = "sqlite:///var/collector/tickets.db"
+    # Upgrade an older schema at start (a log line says from which revision); false makes
+    # start refuse until `ledwatch collector db upgrade` ran (for a planned backup first).
+    auto_upgrade: bool = True
 
 
 class TokenEntry(_Section):

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Real servers for the tests: Mosquitto, VictoriaMetrics, InfluxDB 1.x and socat pty pairs.
+"""Real servers for the tests: Mosquitto, VictoriaMetrics, InfluxDB 1.x, Alertmanager, socat.
+
+Also the headless Chromium (+ chromedriver) that the service desk's browser test drives.
 
 DESIGN.md asks for real parts in tests, so this module starts the Debian-packaged
 servers as private child processes: each binds to 127.0.0.1 on a free port, keeps its
@@ -44,6 +46,13 @@ BINARIES: dict[str, tuple[str, str]] = {
     "influxd": ("/usr/bin/influxd", "influxdb"),
     "victoria-metrics": ("/usr/bin/victoria-metrics", "victoria-metrics"),
     "socat": ("/usr/bin/socat", "socat"),
+    "prometheus-alertmanager": ("/usr/bin/prometheus-alertmanager", "prometheus-alertmanager"),
+    # The service desk's browser test (tests/collector/desk): Selenium drives Debian's
+    # Chromium through Debian's matching chromedriver (same version, same package source).
+    "chromium": ("/usr/bin/chromium", "chromium"),
+    "chromedriver": ("/usr/bin/chromedriver", "chromium-driver"),
+    # The ticket database on PostgreSQL (tests/collector/tickets, tests/collector/api).
+    "postgres": ("/usr/lib/postgresql/15/bin/postgres", "postgresql"),
 }
 
 # init scripts / units a package install may start, and the process name to look for
@@ -51,6 +60,8 @@ SYSTEM_SERVICES: dict[str, str] = {
     "mosquitto": "mosquitto",
     "influxdb": "influxd",
     "victoria-metrics": "victoria-metrics",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+    "postgresql": "postgres",
 }
 
 
@@ -468,6 +479,164 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         return out
 
 
+class Alertmanager(Service):
+    """Prometheus Alertmanager (Debian ships 0.25) routing every alert to one webhook.
+
+    `webhook_url` is the receiver the test runs. Each alert is its own group (`group_by:
+    ['...']`) and the group timers are `group_wait_s` / `group_interval_s` (1 s by
+    default, so a test sees a firing and a resolved notification within seconds);
+    `send_resolved` is on. Clustering is off (its gossip port would bind every
+    interface), the data (silences, notification log) lives in `tmpdir`.
+    """
+
+    name = "alertmanager"
+
+    def __init__(
+        self,
+        tmpdir: str | os.PathLike[str],
+        port: int | None = None,
+        webhook_url: str = "http://127.0.0.1:9/",
+        group_wait_s: float = 1.0,
+        group_interval_s: float = 1.0,
+        repeat_interval_s: float = 3600.0,
+        resolve_timeout_s: float = 300.0,
+    ) -> None:
+        super().__init__(tmpdir, port)
+        self.webhook_url = webhook_url
+        self.group_wait_s = group_wait_s
+        self.group_interval_s = group_interval_s
+        self.repeat_interval_s = repeat_interval_s
+        self.resolve_timeout_s = resolve_timeout_s
+        self.conf_path = self.dir / "alertmanager.yml"
+        self.data_dir = self.dir / "am-data"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _prepare(self) -> None:
+        # JSON is YAML, so no YAML library is needed here.
+        config = {
+            "global": {"resolve_timeout": f"{self.resolve_timeout_s:g}s"},
+            "route": {
+                "receiver": "test",
+                "group_by": ["..."],
+                "group_wait": f"{self.group_wait_s:g}s",
+                "group_interval": f"{self.group_interval_s:g}s",
+                "repeat_interval": f"{self.repeat_interval_s:g}s",
+            },
+            "receivers": [
+                {
+                    "name": "test",
+                    "webhook_configs": [{"url": self.webhook_url, "send_resolved": True}],
+                }
+            ],
+        }
+        self.conf_path.write_text(json.dumps(config, indent=2) + "\n")
+
+    def _command(self) -> list[str]:
+        return [
+            binary("prometheus-alertmanager") or "prometheus-alertmanager",
+            f"--config.file={self.conf_path}",
+            f"--storage.path={self.data_dir}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ]
+
+    def _ready(self) -> bool:
+        try:
+            return http("GET", f"{self.url}/-/ready", timeout_s=1.0)[0] == 200
+        except OSError:
+            return False
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts Alertmanager holds now (`GET /api/v2/alerts`), active and not."""
+        status, body = http("GET", f"{self.url}/api/v2/alerts")
+        if status != 200:
+            raise ServiceError(f"GET /api/v2/alerts: HTTP {status}: {body[:300]!r}")
+        answer: list[dict[str, Any]] = json.loads(body)
+        return answer
+
+
+class PostgreSQL(Service):
+    """PostgreSQL 15 (Debian) in a private cluster: `initdb` once into `tmpdir`, trust auth
+    for user `ledwatch` on 127.0.0.1 only, durability off (tests need speed, not a disk
+    that survives a power cut). Run as root, the server runs as the `postgres` user (it
+    refuses root), and its folder is handed to that user.
+    """
+
+    name = "postgresql"
+    user = "ledwatch"
+
+    def __init__(self, tmpdir: str | os.PathLike[str], port: int | None = None) -> None:
+        super().__init__(tmpdir, port)
+        root = self.dir
+        if os.geteuid() == 0:
+            # The `postgres` user cannot enter root's 0700 pytest folders: its cluster
+            # lives in a folder of its own, removed when the test run ends.
+            import tempfile
+
+            root = Path(tempfile.mkdtemp(prefix="ledwatch-pg-"))
+            owner = pwd.getpwnam("postgres")
+            os.chown(root, owner.pw_uid, owner.pw_gid)
+            atexit.register(shutil.rmtree, root, True)
+        self.data_dir = root / "pgdata"
+        self.socket_dir = root / "sock"
+
+    def _bin(self, name: str) -> str:
+        found = binary("postgres")
+        return str(Path(found).parent / name) if found else name
+
+    def _as_owner(self, cmd: list[str]) -> list[str]:
+        if os.geteuid() != 0:
+            return cmd
+        return ["runuser", "-u", "postgres", "--", *cmd]
+
+    def _prepare(self) -> None:
+        self.socket_dir.mkdir(exist_ok=True)
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.socket_dir, owner.pw_uid, owner.pw_gid)
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        with self.log_path.open("ab") as log:
+            subprocess.run(
+                self._as_owner([self._bin("initdb"), "-D", str(self.data_dir), "-U", self.user,
+                                "--auth=trust", "--encoding=UTF8", "--no-sync"]),
+                stdout=log, stderr=subprocess.STDOUT, check=True, cwd=self.socket_dir,
+            )
+
+    def _command(self) -> list[str]:
+        return self._as_owner([
+            self._bin("postgres"), "-D", str(self.data_dir), "-h", "127.0.0.1",
+            "-p", str(self.port), "-k", str(self.socket_dir), "-c", "fsync=off",
+            "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+            "-c", "max_connections=200",
+        ])
+
+    def _ready(self) -> bool:
+        if not port_open(self.port):
+            return False
+        return self.psql("SELECT 1", check=False).returncode == 0
+
+    def psql(self, sql: str, database: str = "postgres",
+             check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self._bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user,
+             "-d", database, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql],
+            capture_output=True, text=True, check=check, timeout=30,
+        )
+
+    def create_database(self, name: str) -> str:
+        """A new empty database; returns its SQLAlchemy URL (psycopg 3)."""
+        self.psql(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database}"
+
+
 class PtyPair:
     """Two linked pseudo-terminals from socat: bytes written to `.a` come out of `.b` and back.
 
@@ -614,7 +783,7 @@ def install() -> int:
     """Install the Debian packages for the missing commands; no-op when all are present."""
     missing = missing_binaries()
     if not missing:
-        print("services: mosquitto, influxd, victoria-metrics, socat all present")
+        print(f"services: {', '.join(BINARIES)} all present")
         return 0
     packages = sorted({BINARIES[name][1] for name in missing})
     print(f"services: missing {', '.join(missing)}; installing {' '.join(packages)}")
@@ -650,6 +819,8 @@ def _serve(names: list[str]) -> int:
         "mosquitto": Mosquitto,
         "victoria": VictoriaMetrics,
         "influxdb1": InfluxDB1,
+        "alertmanager": Alertmanager,
+        "postgresql": PostgreSQL,
     }
     started = [classes[n](root / n).start() for n in names]
     for svc in started:
@@ -672,7 +843,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("check", help="exit 1 if a needed command is missing")
     serve = sub.add_parser("serve", help="run servers in the foreground until Ctrl-C")
     serve.add_argument("names", nargs="*", default=["mosquitto", "victoria", "influxdb1"],
-                       choices=["mosquitto", "victoria", "influxdb1"])
+                       choices=["mosquitto", "victoria", "influxdb1", "alertmanager",
+                                "postgresql"])
     args = parser.parse_args(argv)
     if args.cmd == "install":
         return install()

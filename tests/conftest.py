@@ -1,4 +1,4 @@
-"""Shared fixtures: real Mosquitto, VictoriaMetrics, InfluxDB 1.x and socat pty pairs.
+"""Shared fixtures: real Mosquitto, VictoriaMetrics, InfluxDB 1.x, Alertmanager, socat ptys.
 
 The servers come from `scripts/services.py`; each runs on 127.0.0.1 on a free port with
 its data in pytest's tmp dir. Session-scoped servers are shared by every test, so tests
@@ -25,9 +25,19 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import services  # noqa: E402  (scripts/services.py, found through the path set above)
-from services import InfluxDB1, Mosquitto, PtyPair, Service, VictoriaMetrics  # noqa: E402
+from services import (  # noqa: E402
+    Alertmanager,
+    InfluxDB1,
+    Mosquitto,
+    PostgreSQL,
+    PtyPair,
+    Service,
+    VictoriaMetrics,
+)
 
 SERVICE_FIXTURES = {
+    "postgresql",
+    "ticket_db_url",
     "mosquitto",
     "victoria",
     "influxdb1",
@@ -35,6 +45,7 @@ SERVICE_FIXTURES = {
     "fresh_mosquitto",
     "fresh_victoria",
     "fresh_influxdb1",
+    "fresh_alertmanager",
 }
 
 # Session servers, so the autouse fixture below can bring back one a test stopped.
@@ -95,6 +106,30 @@ def influxdb1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
     with InfluxDB1(tmp_path_factory.mktemp("influxdb1")) as db:
         _SESSION.append(db)
         yield db
+
+
+@pytest.fixture(scope="session")
+def postgresql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgreSQL]:
+    """Shared PostgreSQL 15 (a private cluster): `.create_database(name)` -> its URL."""
+    require("postgres")
+    with PostgreSQL(tmp_path_factory.mktemp("postgresql")) as db:
+        _SESSION.append(db)
+        yield db
+
+
+_PG_DATABASES = iter(range(1, 1_000_000))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ticket_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty ticket database: a SQLite file, then (second run) PostgreSQL.
+
+    The ticket-service and API suites use it, so they run against both backends.
+    """
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tickets.db'}"
+    server: PostgreSQL = request.getfixturevalue("postgresql")
+    return server.create_database(f"t{os.getpid()}_{next(_PG_DATABASES)}")
 
 
 @pytest.fixture(autouse=True)
@@ -165,3 +200,25 @@ def fresh_influxdb1(tmp_path: Path) -> Iterator[Callable[..., InfluxDB1]]:
     yield make
     for db in made:
         db.stop()
+
+
+@pytest.fixture
+def fresh_alertmanager(tmp_path: Path) -> Iterator[Callable[..., Alertmanager]]:
+    """Factory for a private Alertmanager (started) that routes every alert to one webhook.
+
+    `fresh_alertmanager(webhook_url, group_wait_s=1.0, group_interval_s=1.0, ...)`: see
+    services.Alertmanager; `.url`, `.alerts()`. Stopped after the test.
+    """
+    require("prometheus-alertmanager")
+    made: list[Alertmanager] = []
+
+    def make(webhook_url: str, **options: float) -> Alertmanager:
+        am = Alertmanager(
+            tmp_path / f"alertmanager-{len(made)}", webhook_url=webhook_url, **options
+        )
+        made.append(am)
+        return am.start()
+
+    yield make
+    for am in made:
+        am.stop()

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from collector.detect.findings import (
     PREDICTIVE,
@@ -62,10 +63,24 @@ class FindingsMixin(SlaMixin):
             changes: list[TicketChange] = []
             for finding in batch:
                 changes += self._end_windows(conn, finding.ts_ms)
-                changes += self._apply_one(conn, finding)
+                changes += self._apply_shared(conn, finding)
             return changes
 
         return self._write(work)
+
+    def _apply_shared(self, conn: Connection, f: Finding) -> list[TicketChange]:
+        """`_apply_one`, safe against another collector on the same PostgreSQL: if it
+        opened the ticket first (the unique open_key refuses ours), join that one."""
+        if conn.dialect.name != "postgresql":
+            return self._apply_one(conn, f)  # one process per SQLite file
+        for attempt in range(3):
+            try:
+                with conn.begin_nested():
+                    return self._apply_one(conn, f)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        return []
 
     def tick(self, now_ms: int | None = None) -> list[TicketChange]:
         """Time passed: open the tickets that maintenance windows ended by now held back,

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Row, and_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from collector.detect.findings import Fault, Priority
-from collector.tickets import db
+from collector.tickets import db, schema
 from collector.tickets.contracts import MS_PER_H, ContractBook, ContractTerms
 from collector.tickets.errors import TicketConflict, TicketNotFound
 from collector.tickets.lifecycle import NEW_CYCLE, State, Step, allowed_steps, next_state
@@ -107,6 +107,7 @@ class TicketCore:
         contracts: Mapping[str, Any] | ContractBook | None = None,
         clock: Callable[[], int] | None = None,
         router: Router | None = None,
+        auto_upgrade: bool = True,
     ) -> None:
         self.contracts = (
             contracts
@@ -116,14 +117,14 @@ class TicketCore:
         self._clock = clock or _now_ms
         self._engine = db.make_engine(db_url)
         try:
-            db.metadata.create_all(self._engine)
-            added = db.add_missing_columns(self._engine)
+            schema.prepare(self._engine, auto_upgrade)
         except SQLAlchemyError as exc:
             self._engine.dispose()
             first = str(exc).splitlines()[0]
             raise ConfigError(f"database.url: cannot open the ticket database: {first}") from exc
-        if added:
-            log.info("ticket database: added columns %s", ", ".join(added))
+        except ConfigError:
+            self._engine.dispose()
+            raise
         self._lock = threading.RLock()
         self._listeners: list[Callable[[TicketChange], None]] = []
         self.router = router

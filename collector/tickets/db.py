@@ -1,7 +1,9 @@
 """SQL schema (SQLAlchemy 2 Core) for tickets; runs on SQLite (WAL) and PostgreSQL.
 
-`metadata.create_all` creates missing tables at start. Later schema changes go through
-Alembic migrations generated against this `metadata`, so keep names explicit.
+The tables here are what the newest migration (collector/tickets/migrations) makes; the
+migrations, not `create_all`, build and change real databases (schema.py), and a test
+holds the two equal on both backends. Constraint names follow one convention, so
+migrations are deterministic everywhere.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
     make_url,
 )
 from sqlalchemy.exc import ArgumentError
@@ -82,17 +85,17 @@ tickets = Table(
     Column("product_fault", Boolean, nullable=False, default=True),
     # Root-cause tickets (docs/detection.md): marked when the fault came and went
     # repeatedly; the predicted failure time of a degrading part; the opening evidence.
-    Column("flapping", Boolean, nullable=False, default=False),
+    Column("flapping", Boolean, nullable=False, default=False, server_default=false()),
     Column("predicted_failure_ms", Ms, nullable=True),
     Column("evidence", Text, nullable=True),  # JSON object
     # SLA clocks (docs/tickets.md): waiting on the customer pauses them; warnings at
     # fractions of the response / on-site time (how many were sent, per clock), the
     # escalation level reached, and when a deadline passed without its step.
     Column("paused_ms", Ms, nullable=True),  # the current pause began (NULL: running)
-    Column("paused_total_ms", Ms, nullable=False, default=0),
-    Column("response_warned", Integer, nullable=False, default=0),
-    Column("onsite_warned", Integer, nullable=False, default=0),
-    Column("escalation_level", Integer, nullable=False, default=0),
+    Column("paused_total_ms", Ms, nullable=False, default=0, server_default="0"),
+    Column("response_warned", Integer, nullable=False, default=0, server_default="0"),
+    Column("onsite_warned", Integer, nullable=False, default=0, server_default="0"),
+    Column("escalation_level", Integer, nullable=False, default=0, server_default="0"),
     Column("response_breached_ms", Ms, nullable=True),
     Column("onsite_breached_ms", Ms, nullable=True),
     UniqueConstraint("open_key"),
@@ -109,7 +112,7 @@ ticket_events = Table(
     Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False, index=True),
     Column("ts_ms", Ms, nullable=False),
     Column("actor", String(128), nullable=False),
-    Column("step", String(16), nullable=False),
+    Column("step", String(32), nullable=False),
     Column("from_state", String(16), nullable=True),
     Column("to_state", String(16), nullable=False),
     Column("note", Text, nullable=False, default=""),
@@ -231,34 +234,6 @@ detector_state = Table(
     Column("saved_ms", Ms, nullable=False),
     Column("blob", LargeBinary, nullable=False),
 )
-
-
-def add_missing_columns(engine: Engine) -> list[str]:
-    """Add columns a database created by an earlier release lacks (nullable or with a
-    default only); returns what was added. Alembic migrations take over from here."""
-    from sqlalchemy import inspect, text
-
-    added = []
-    insp = inspect(engine)
-    with engine.begin() as conn:
-        for table in metadata.sorted_tables:
-            if not insp.has_table(table.name):
-                continue
-            have = {c["name"] for c in insp.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in have:
-                    continue
-                ddl = column.type.compile(engine.dialect)
-                if column.default is not None and not column.nullable:
-                    value = getattr(column.default, "arg", None)
-                    if isinstance(value, bool):  # PostgreSQL wants true/false, SQLite 1/0
-                        pg = engine.dialect.name == "postgresql"
-                        value = str(value).lower() if pg else int(value)
-                    ddl += f" NOT NULL DEFAULT {value}"
-                sql = f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl}'
-                conn.execute(text(sql))
-                added.append(f"{table.name}.{column.name}")
-    return added
 
 
 def make_engine(db_url: str) -> Engine:

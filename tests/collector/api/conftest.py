@@ -1,7 +1,8 @@
-"""API fixtures: a ticket service on a real SQLite file, served by the real uvicorn."""
+"""API fixtures: a ticket service on SQLite and on PostgreSQL, served by the real uvicorn."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,13 +14,21 @@ from collector.api.app import ApiContext, create_app
 from collector.state import ScreenDirectory, ScreenState
 from collector.tickets import TicketService
 
+_DATABASES = iter(range(1, 1_000_000))
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    db = tmp_path_factory.mktemp("api") / "tickets.db"
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+         ) -> Iterator[Live]:
+    """The API over a ticket database on SQLite, then on PostgreSQL (each module twice)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('api') / 'tickets.db'}"
+    else:
+        url = request.getfixturevalue("postgresql").create_database(
+            f"api{os.getpid()}_{next(_DATABASES)}")
     clock = [NOW_MS]
     contracts = {"sites": {"acme": {"screens": {"main": {"acceptance_date": "2026-01-10"}}}}}
-    svc = TicketService(f"sqlite:///{db}", contracts, clock=lambda: clock[0])
+    svc = TicketService(url, contracts, clock=lambda: clock[0])
     screens = ScreenDirectory()
     for name in ("main", "side"):
         screens.update(

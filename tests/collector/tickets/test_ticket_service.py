@@ -272,7 +272,8 @@ def test_reopen_refused_while_the_fault_has_another_open_ticket(
 
 
 def test_state_survives_a_restart_and_sqlite_runs_in_wal(
-    make_service: Callable[..., TicketService], clock: Clock, tmp_path: Path
+    make_service: Callable[..., TicketService], clock: Clock, tmp_path: Path,
+    ticket_db_url: str,
 ) -> None:
     svc = make_service()
     tid = svc.apply_findings([lost(clock.ms)])[0].ticket_id
@@ -280,6 +281,8 @@ def test_state_survives_a_restart_and_sqlite_runs_in_wal(
     again = make_service()
     assert again.apply_findings([lost(clock.ms + MIN)]) == []  # still the same open ticket
     assert again.get(tid).state == "open"
+    if not ticket_db_url.startswith("sqlite"):
+        return
     engine = create_engine(f"sqlite:///{tmp_path / 'tickets.db'}")
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"

@@ -1,0 +1,1 @@
+"""Alembic migrations of the ticket database (docs/tickets.md, "Schema and migrations")."""
