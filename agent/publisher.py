@@ -88,6 +88,7 @@ class Publisher:
         # (mid, outcome): "ok", "refused" or "unrouted" (PUBACK 0x10, nobody subscribes)
         self._acks: collections.deque[tuple[int, str]] = collections.deque()
         self._inflight: dict[int, int] = {}  # mid -> outbox id (publish thread only)
+        self._inflight_kind: dict[int, str] = {}  # outbox id -> kind, for the counters
         self._inflight_ids: set[int] = set()
         self._hold_until = 0.0
         self._unrouted_streak = 0  # pauses since the last routed message; > 0: probe with 1
@@ -233,8 +234,10 @@ class Publisher:
             if msg_id is None:
                 continue  # birth / offline status, not from the outbox
             self._inflight_ids.discard(msg_id)
+            kind = self._inflight_kind.pop(msg_id, "")
             if outcome == "ok":
                 done.append(msg_id)
+                self.counters[f"acked_{kind}"] += 1
                 if self._unrouted_streak:
                     log.info("broker routes messages again; sending the backlog")
                     self._unrouted_streak = 0
@@ -284,6 +287,7 @@ class Publisher:
                 break
             self._inflight[info.mid] = msg.id
             self._inflight_ids.add(msg.id)
+            self._inflight_kind[msg.id] = msg.kind
             self.counters["sent"] += 1
         if allowed < len(batch):  # throttled: come back when a token is due
             return max(0.005, 1.0 / self.settings.agent.drain_rate_per_s)

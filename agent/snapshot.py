@@ -6,7 +6,6 @@ gives the same bytes (and tests need no time machine).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -24,10 +23,8 @@ def build_snapshot(
     reading: ScreenReading,
     stats: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The telemetry document of one poll; `controller.link` is taken from the reading."""
-    controller = dict(reading.controller)
-    controller.setdefault("online", reading.link != "down")
-    controller["link"] = str(reading.link)
+    """The telemetry document of one poll: the finished reading (agent/reading.py:
+    `finish`) in its envelope, nothing added to the reading itself."""
     doc: dict[str, Any] = {
         "schema": contract.SCHEMA_TELEMETRY,
         "site": settings.agent.site,
@@ -35,76 +32,14 @@ def build_snapshot(
         "agent": settings.agent.id,
         "seq": seq,
         "ts": ts_ms,
-        "controller": controller,
+        "controller": dict(reading.controller),
         "cards": {key: list(col) for key, col in reading.cards.items()},
         "psus": {key: list(col) for key, col in reading.psus.items()},
         "env": dict(reading.env),
     }
-    # Drivers that found no cards may hand in {}: the schema still wants the columns.
-    for key in ("id", "online", "temp_c", "voltage_v", "module_faults"):
-        doc["cards"].setdefault(key, [])
-    for key in ("id", "ok", "vout_v"):
-        doc["psus"].setdefault(key, [])
     if stats is not None:
         doc["stats"] = dict(stats)
     return doc
-
-
-def merge_psus(
-    base: Mapping[str, Sequence[Any]], buses: Sequence[Mapping[str, Sequence[Any]]]
-) -> dict[str, list[Any]]:
-    """The controller's PSU rows plus each smart-PSU bus's rows, still columnar.
-
-    A smart PSU whose id is a monitoring-card rail (`p0c3-psu1`) takes over that row
-    field by field: its own vout/iout/temp/fan/ok/faults win, and where it has no
-    reading (unit silent, bus down) the rail's value stays, so a PSU that dies and goes
-    quiet still shows the sagging rail. Other smart PSUs are appended. Every column gets
-    one element per row (None where a source has no such column).
-    """
-    keys = list(base)
-    rows: dict[str, dict[str, Any]] = {}
-    order: list[str] = []
-
-    def add(cols: Mapping[str, Sequence[Any]]) -> None:
-        keys.extend(k for k in cols if k not in keys)
-        for i, ident in enumerate(cols.get("id", ())):
-            row = {k: col[i] for k, col in cols.items()}
-            old = rows.get(ident)
-            if old is None:
-                rows[ident] = row
-                order.append(ident)
-            else:
-                old.update({k: v for k, v in row.items() if v is not None})
-
-    add(base)
-    for cols in buses:
-        add(cols)
-    return {k: [rows[ident].get(k) for ident in order] for k in keys}
-
-
-def psu_events(
-    previous: Mapping[str, Sequence[Any]] | None,
-    current: Mapping[str, Sequence[Any]],
-    ids: Sequence[str],
-) -> list[dict[str, Any]]:
-    """`psu_failed` / `psu_recovered` edges of the PSUs in `ids` (the smart ones)."""
-    if previous is None:
-        return []
-    was = dict(zip(previous.get("id", ()), previous.get("ok", ()), strict=True))
-    cur_ids = list(current.get("id", ()))
-    now = dict(zip(cur_ids, current.get("ok", ()), strict=True))
-    faults = dict(zip(cur_ids, current.get("faults", [None] * len(cur_ids)), strict=True))
-    events: list[dict[str, Any]] = []
-    for ident in ids:
-        old, new = was.get(ident), now.get(ident)
-        if old is True and new is False:
-            event = {"event": "psu_failed", "component": f"psu/{ident}"}
-            if faults.get(ident):
-                event["faults"] = faults[ident]
-            events.append(event)
-        elif old is False and new is True:
-            events.append({"event": "psu_recovered", "component": f"psu/{ident}"})
-    return events
 
 
 _EVENT_KEYS = ("event", "component", "detail")

@@ -4,7 +4,9 @@ A field engineer pastes what a serial sniffer or Wireshark showed; this module s
 each frame is (every header field, the register's name from spec chapter 3, the decoded
 status values) and what is wrong with the rest. It reuses `NovastarCodec.decode`, so the
 dissector accepts and refuses exactly what the agent's driver does: a frame the
-dissector shows as good is one the driver would take.
+dissector shows as good is one the driver would take. Register names, sections and
+value decoders come from the codec's one register table (`firmware_protocols.novastar.
+registers`); this module keeps none of its own.
 
 Bad input is never raised, it becomes an item:
 
@@ -22,8 +24,8 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
@@ -34,18 +36,13 @@ from firmware_protocols.novastar import (
     DeviceType,
     Frame,
     NovastarCodec,
+    Register,
+    find_register,
+    register_values,
 )
 from ledwatch.errors import UsageError
 
-SENDING: Final = frozenset({DeviceType.SENDING_CARD})
-RECEIVING: Final = frozenset({DeviceType.RECEIVING_CARD})
-FUNCTION: Final = frozenset({DeviceType.FUNCTION_CARD})
-# A function card on the computer's own COM port is addressed as device 0 (spec 3.2 example).
-SENDING_OR_FUNCTION: Final = SENDING | FUNCTION
-
 Values = dict[str, Any]
-# (register address, data read or written at `address`) -> decoded values, or None.
-ValueDecoder = Callable[[int, int, bytes], Values | None]
 
 
 class ErrorKind(StrEnum):
@@ -55,216 +52,19 @@ class ErrorKind(StrEnum):
     UNPARSABLE = "unparsable line"
 
 
-@dataclass(frozen=True, slots=True)
-class Register:
-    """A register block of spec chapter 3: `length` bytes from `address` on `devices`."""
-
-    address: int
-    length: int
-    name: str
-    section: str
-    devices: frozenset[DeviceType]
-    decode: ValueDecoder | None = None
-
-
-# -- value decoders: each takes (register base, address of the data, data) -------------
-Field = tuple[str, int, int, Callable[[bytes], Any]]  # name, offset from base, size, decoder
-
-
-def _fields(fields: Sequence[Field]) -> ValueDecoder:
-    """A decoder for a block of fixed fields: only fields the data fully covers appear."""
-
-    def decode(base: int, address: int, data: bytes) -> Values | None:
-        lo = address - base
-        out = {
-            name: fn(data[off - lo : off - lo + size])
-            for name, off, size, fn in fields
-            if lo <= off and off + size <= lo + len(data)
-        }
-        return out or None
-
-    return decode
-
-
-def _hex16(raw: bytes) -> str:
-    return f"0x{int.from_bytes(raw, 'little'):04X}"
-
-
-def _pct(raw: bytes) -> float:
-    return round(raw[0] * 100 / 255, 1)
-
-
-FUNCTION_CARD_MODELS: Final[dict[int, str]] = {0x8101: "MFN300"}  # spec 3.7.3 table
-
-
-def _ambient_lux(raw: bytes) -> int | None:
-    """Spec 3.8.4: low byte, then high byte whose bit 7 says valid; unit 2 lux."""
-    if not raw[1] & ns.VALID:
-        return None
-    return ((raw[1] & 0x7F) << 8 | raw[0]) * 2
-
-
-def _input_status(raw: bytes) -> Values:
-    status = ns.InputStatus(raw[0])
-    return {"raw": f"0x{raw[0]:02X}", "signal_present": status.signal_present,
-            "inputs": list(status.inputs)}  # fmt: skip
-
-
-def _ribbon_json(ribbon: ns.RibbonCable | None) -> Values | None:
-    if ribbon is None:
-        return None
-    return {**asdict(ribbon), "faulty_groups": ribbon.faulty_groups}
-
-
-# Fields of the 3.1.1 monitoring block: (name, offset, size); a partial read shows the
-# fields it covers.
-_BLOCK_FIELDS: Final = (
-    ("temp_c", 0x00, 2),
-    ("card_humidity_pct", 0x02, 1),
-    ("voltage_v", 0x03, 1),
-    ("monitor", 0x20, 1),
-    ("monitor_model", 0x21, 2),
-    ("monitor_version", 0x23, 4),
-    ("monitor_temp_c", 0x27, 2),
-    ("humidity_pct", 0x29, 1),
-    ("smoke", 0x2A, 1),
-    ("fan_rpm", 0x2B, ns.FAN_COUNT),
-    ("voltages_v", 0x2F, ns.VOLTAGE_CHANNELS),
-    ("door_open", 0x41, 1),
-    ("ribbon", 0x42, ns.RIBBON_CABLE_LEN),
-)
-
-
-def _monitoring(base: int, address: int, data: bytes) -> Values | None:
-    lo = address - base
-    block = bytearray(ns.MONITORING_BLOCK_LEN)
-    block[lo : lo + len(data)] = data[: max(0, ns.MONITORING_BLOCK_LEN - lo)]
-    covered = {
-        name for name, off, size in _BLOCK_FIELDS if lo <= off and off + size <= lo + len(data)
-    }
-    if "monitor" not in covered:
-        block[0x20] = ns.MONITOR_PRESENT  # a read of monitor fields alone: show them
-    block_values = ns.decode_monitoring_block(bytes(block))
-    decoded = asdict(block_values)
-    decoded["ribbon"] = _ribbon_json(block_values.ribbon)
-    out = {name: decoded[name] for name, _, _ in _BLOCK_FIELDS if name in covered}
-    if isinstance(out.get("monitor_version"), tuple):
-        out["monitor_version"] = ".".join(str(p) for p in out["monitor_version"])
-    return out or None
-
-
-def _ribbon(base: int, address: int, data: bytes) -> Values | None:
-    if address != base or len(data) < ns.RIBBON_CABLE_LEN:
-        return None
-    return {"ribbon": _ribbon_json(ns.decode_ribbon_cable(data))}
-
-
-def _model(names: dict[int, str]) -> ValueDecoder:
-    def name(raw: bytes) -> str:
-        model_id = int.from_bytes(raw, "little")
-        return names.get(model_id, f"0x{model_id:04X}")
-
-    return _fields([("model_id", 0, 2, _hex16), ("model", 0, 2, name)])
-
-
-_REGISTERS: Final = (
-    # Receiving card.
-    Register(ns.MONITORING_BLOCK_ADDR, ns.MONITORING_BLOCK_LEN, "monitoring block", "3.1.1",
-             RECEIVING, _monitoring),
-    Register(0x0A000002, 1, "card humidity", "3.1.1", RECEIVING),
-    Register(0x0A000003, 1, "card supply voltage", "3.1.1", RECEIVING),
-    Register(0x0A000020, 0x22, "monitoring card", "3.1.1", RECEIVING),
-    Register(ns.RIBBON_CABLE_ADDR, ns.RIBBON_CABLE_LEN, "ribbon cable test", "3.17", RECEIVING,
-             _ribbon),
-    Register(0x02000000, 1, "gamma value", "3.5.1", RECEIVING),
-    Register(ns.BRIGHTNESS_ADDR, ns.BRIGHTNESS_LEN, "brightness", "3.3", RECEIVING, _fields([
-        (name, i, 1, _pct)
-        for i, name in enumerate(("global_pct", "red_pct", "green_pct", "blue_pct", "vred_pct"))
-    ])),
-    Register(0x02000051, 1, "calibration (CorrectionOn)", "3.13", RECEIVING),
-    Register(0x02000100, 1, "kill mode (black screen)", "3.12.2", RECEIVING,
-             _fields([("black", 0, 1, lambda b: b[0] == 0xFF)])),
-    Register(0x02000101, 1, "self-test mode", "3.12.1", RECEIVING,
-             _fields([("mode", 0, 1, lambda b: f"0x{b[0]:02X}")])),
-    Register(0x02000102, 1, "lock mode", "3.12.2", RECEIVING,
-             _fields([("locked", 0, 1, lambda b: b[0] == 0xFF)])),
-    Register(0x05000000, 0x400, "gamma table", "3.5.2", RECEIVING),
-    Register(0x01000011, 1, "parameter store", "3.15", RECEIVING),
-    Register(0x01000074, 1, "start module flash check", "3.20.1", RECEIVING),
-    Register(0x03003010, 1, "module flash check result", "3.20.2", RECEIVING),
-    Register(0x00000000, 6, "card model and firmware", "3.9", RECEIVING, _fields([
-        ("model_id", 0, 2, _hex16),
-        ("firmware", 2, 4, lambda b: ".".join(str(x) for x in b)),
-    ])),
-    # Sending card (and a function card on the computer's COM port, spec 3.2).
-    Register(ns.CONTROLLER_MODEL_ADDR, ns.CONTROLLER_MODEL_LEN, "controller model ID",
-             "3.7.2", SENDING, _model(dict(ns.CONTROLLER_MODELS))),
-    Register(0x01000002, 1, "reset to factory settings", "3.4", SENDING),
-    Register(0x0200000F, 2, "ambient brightness (NS048C)", "3.8.4", SENDING,
-             _fields([("ambient_lux", 0, 2, _ambient_lux)])),
-    Register(ns.DVI_SIGNAL_ADDR, ns.DVI_SIGNAL_LEN, "DVI signal", "3.1.2", SENDING,
-             _fields([("dvi_signal", 0, 1, lambda b: bool(b[0]))])),
-    Register(0x0200001E, 1, "output port redundancy", "3.10.1", SENDING),
-    Register(0x02000022, 2, "input source selection", "3.19", SENDING),
-    Register(ns.INPUT_SOURCE_STATUS_ADDR, ns.INPUT_SOURCE_STATUS_LEN, "input source status",
-             "3.18", SENDING, _fields([("input_status", 0, 1, _input_status)])),
-    Register(0x02100006, 4, "cabinet size", "3.16", SENDING, _fields([
-        ("cabinet_width_px", 0, 2, lambda b: int.from_bytes(b, "little")),
-        ("cabinet_height_px", 2, 2, lambda b: int.from_bytes(b, "little")),
-    ])),
-    Register(ns.FIRMWARE_VERSION_ADDR, ns.FIRMWARE_VERSION_LEN, "FPGA program version", "3.6",
-             SENDING, _fields([("fpga_version", 0, 4, lambda b: ".".join(str(x) for x in b))])),
-    Register(0x0A000000, 1, "light sensor stand-alone mode", "3.8.5", SENDING,
-             _fields([("standalone", 0, 1, lambda b: b[0] == 0x7D)])),
-    Register(0x0A000001, 0x2E, "auto brightness settings", "3.8.5", SENDING),
-    Register(0x05000010, 6, "power supply switches", "3.2", SENDING_OR_FUNCTION, _fields([
-        (f"power_switch_{i + 1}_on", i, 1, lambda b: b[0] == 0) for i in range(6)
-    ])),
-    # Function card.
-    Register(0x00000002, 2, "function card model ID", "3.7.3", FUNCTION,
-             _model(FUNCTION_CARD_MODELS)),
-    Register(0x06000000, 0x100, "RS485 external device", "3.8.1", FUNCTION),
-)  # fmt: skip
-
-
-def find_register(device_type: int, address: int) -> tuple[str, Register] | None:
-    """(display name, register) for `address` on `device_type`, or None if unknown.
-
-    A register starting at `address` wins; otherwise the smallest block containing it,
-    shown as `name +0xOFF`.
-    """
-    matches = [
-        r for r in _REGISTERS
-        if device_type in r.devices and r.address <= address < r.address + r.length
-    ]  # fmt: skip
-    if not matches:
-        return None
-    exact = [r for r in matches if r.address == address]
-    if exact:
-        return exact[0].name, exact[0]
-    best = min(matches, key=lambda r: r.length)
-    return f"{best.name} +0x{address - best.address:X}", best
-
-
 def decode_values(frame: Frame) -> Values | None:
     """The status values a frame carries, or None (no data, failed read, unknown register).
 
-    Read replies with ACK 0 and write requests carry data (spec 2.1/2.2).
+    Read replies with ACK 0 and write requests carry data (spec 2.1/2.2). Names, offsets
+    and decoders all come from the codec's register table (`ns.REGISTERS`).
     """
     if not frame.data or not frame.carries_data or (frame.is_reply and frame.ack != ns.Ack.OK):
         return None
-    candidates = [
-        r for r in _REGISTERS
-        if frame.device_type in r.devices and r.decode is not None
-        and r.address <= frame.address < r.address + r.length
-    ]  # fmt: skip
-    # The most specific block that decodes something.
-    for reg in sorted(candidates, key=lambda r: (r.address != frame.address, r.length)):
-        assert reg.decode is not None
-        values = reg.decode(reg.address, frame.address, frame.data)
-        if values:
-            return _jsonable(values)
-    return None
+    found = register_values(frame.device_type, frame.address, frame.data)
+    if not found:
+        return None
+    return {f.name: _jsonable(f.show(val) if f.show and val is not None else val)
+            for f, val in found}  # fmt: skip
 
 
 def _jsonable(value: Any) -> Any:

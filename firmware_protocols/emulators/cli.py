@@ -9,18 +9,23 @@ Examples::
     ledwatch emulate novastar --tcp 127.0.0.1:5200 --discovery 127.0.0.1:3800
     ledwatch emulate modbus-psu --tcp 127.0.0.1:5020 --units 4 --fault die@30:2
     ledwatch emulate modbus-psu --device /dev/pts/7 --baud 9600 --units 3
+    ledwatch emulate colorlight --udp 127.0.0.1:9099 --cards 4 --fault module_fail@10:p0c1/2
+    ledwatch emulate novastar-coex --tcp 127.0.0.1:8001 --outputs 2 --cabinets 4 --fault held@20+60
+    ledwatch emulate brompton-tessera --tcp 127.0.0.1:8080 --tiles 24 --fault fan_stop@30:3
 
 It prints one line per endpoint it serves (`tcp 127.0.0.1:5200`, `pty /dev/pts/5`), so
-scripts can read the port or path it picked.
+scripts can read the port or path it picked. Families are registered in `EMULATORS`
+(one line each, imported lazily), like the agent's drivers.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-import time
 from collections.abc import Callable
 
+from firmware_protocols.emulators.family_cli import counts, host_port, run_until_stopped
 from firmware_protocols.emulators.novastar import (
     NovastarEmulator,
     Scenario,
@@ -29,55 +34,55 @@ from firmware_protocols.emulators.novastar import (
 )
 from ledwatch.errors import ConfigError, UsageError
 
-
-def _host_port(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:5200)")
-    return host, int(port)
-
-
-def _cards(text: str) -> int | tuple[int, ...]:
-    try:
-        counts = tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a card count or a comma list (8 or 8,6)"
-        ) from None
-    if any(n < 0 for n in counts):
-        raise argparse.ArgumentTypeError("card counts must be >= 0")
-    return counts[0] if len(counts) == 1 else counts
+# family -> "module:main"; `main(argv)` gets the arguments after the family name.
+EMULATORS: dict[str, str] = {
+    "novastar": "firmware_protocols.emulators.cli:novastar_main",
+    "modbus-psu": "firmware_protocols.emulators.cli:modbus_main",
+    "colorlight": "firmware_protocols.emulators.colorlight:main",
+    "novastar-coex": "firmware_protocols.emulators.novastar_coex:main",
+    "brompton-tessera": "firmware_protocols.emulators.brompton_tessera:main",
+}
 
 
-def _parser() -> argparse.ArgumentParser:
+def _family_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ledwatch emulate",
         description="Run a device emulator that speaks the real protocol bytes.",
     )
-    p.add_argument("family", choices=["novastar", "modbus-psu"],
-                   help="device family to emulate (modbus-psu has its own options: "
-                   "`ledwatch emulate modbus-psu --help`)")
+    p.add_argument("family", choices=sorted(EMULATORS),
+                   help="device family to emulate; each has its own options: "
+                   "`ledwatch emulate FAMILY --help`")
+    return p
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ledwatch emulate novastar",
+        description="A NovaStar sending card and its screen, speaking the real bytes.",
+    )
     where = p.add_argument_group("where to serve (at least one)")
-    where.add_argument("--tcp", type=_host_port, metavar="HOST:PORT",
+    where.add_argument("--tcp", type=host_port, metavar="HOST:PORT",
                        help="listen on TCP like the controller's LAN port (5200); port 0 = any")
     where.add_argument("--pty", action="store_true", help="open a pty and print its slave path")
     where.add_argument("--link", metavar="PATH", help="with --pty: symlink PATH to the pty")
     where.add_argument("--device", metavar="PATH",
                        help="answer on an existing serial device, e.g. one end of socat")
     where.add_argument("--baud", type=int, default=115200, help="baud rate for --device")
-    where.add_argument("--discovery", type=_host_port, metavar="HOST:PORT",
+    where.add_argument("--discovery", type=host_port, metavar="HOST:PORT",
                        help="also answer NovaStar's LAN search (UDP; 3800 on a real "
                        "controller) so `ledwatch discover` finds this emulator")
     screen = p.add_argument_group("the emulated screen")
     screen.add_argument("--scenario", metavar="FILE.toml",
                         help="screen layout and [[fault]] tables; flags below override it")
     screen.add_argument("--ports", type=int, help="output ports (default 2)")
-    screen.add_argument("--cards", type=_cards, help="cards per port: 8, or 8,6 per port")
+    screen.add_argument("--cards", type=counts, help="cards per port: 8, or 8,6 per port")
     screen.add_argument("--psus", type=int, help="PSU rails per cabinet, 0..8 (default 2)")
     screen.add_argument("--modules", type=int, help="modules per cabinet, 0..16 (default 12)")
     screen.add_argument("--fault", action="append", default=[], metavar="SPEC",
                         help="kind[@at_s][+duration_s][:target], e.g. "
-                        "psu_sag_then_die@30:p0c3/1, module_fail@10:p1c0, link_drop@60+20")
+                        "psu_sag_then_die@30:p0c3/1, psu_drift@20:p2c1/1 (a rail easing "
+                        "0.25 V down over 90 s), module_fail@10:p1c0, link_drop@60+20, "
+                        "held@30+60 (another client holds the TCP link)")
     p.add_argument("--duration", type=float, help=argparse.SUPPRESS)  # tests: stop after N s
     return p  # fmt: skip
 
@@ -88,7 +93,7 @@ def _modbus_parser() -> argparse.ArgumentParser:
         description="Smart power supplies on one Modbus bus (slave addresses 1..N).",
     )
     where = p.add_argument_group("where to serve (one)")
-    where.add_argument("--tcp", type=_host_port, metavar="HOST:PORT",
+    where.add_argument("--tcp", type=host_port, metavar="HOST:PORT",
                        help="Modbus TCP; port 0 = any")
     where.add_argument("--device", metavar="PATH",
                        help="Modbus RTU on an existing serial device, e.g. one end of socat")
@@ -101,7 +106,7 @@ def _modbus_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _modbus_main(argv: list[str]) -> int:
+def modbus_main(argv: list[str]) -> int:
     from firmware_protocols.emulators.modbus_psu import EmulatedFault, ModbusPsuEmulator
 
     parser = _modbus_parser()
@@ -135,25 +140,22 @@ def _modbus_main(argv: list[str]) -> int:
         return 1
     print(f"tcp {emu.host}:{emu.port}" if args.tcp else f"device {args.device}", flush=True)
     print(f"units 1..{args.units} map {args.map}", flush=True)
-    return _run_until_stopped(emu.stop, args.duration)
-
-
-def _run_until_stopped(stop: Callable[[], None], duration_s: float | None) -> int:
-    try:
-        deadline = None if duration_s is None else time.monotonic() + duration_s
-        while deadline is None or time.monotonic() < deadline:
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop()
-    return 0
+    return run_until_stopped(emu.stop, args.duration)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["modbus-psu"]:
-        return _modbus_main(argv[1:])
+    if argv[:1] and argv[0] in EMULATORS:
+        module_name, _, attr = EMULATORS[argv[0]].partition(":")
+        family_main: Callable[[list[str]], int] = getattr(
+            importlib.import_module(module_name), attr
+        )
+        return family_main(argv[1:])
+    _family_parser().parse_args(argv[:1])  # prints usage and exits 2 for anything else
+    return 2
+
+
+def novastar_main(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not (args.tcp or args.pty or args.device):
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     for f in faults:
         print(f"fault {f.kind.value} at {f.at_s:g}s target={f.target} "
               f"duration={f.duration_s}", flush=True)  # fmt: skip
-    return _run_until_stopped(emu.stop, args.duration)
+    return run_until_stopped(emu.stop, args.duration)
 
 
 if __name__ == "__main__":

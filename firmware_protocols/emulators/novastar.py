@@ -6,8 +6,9 @@ modules on ribbon cables and P PSU rails (monitoring voltage channels 1..P). It 
 every register the LEDwatch driver reads (spec 3.1.1, 3.1.2, 3.3, 3.6, 3.7.2, 3.17,
 3.18) and the extended ones (3.1.1 analog inputs, 3.7.3, 3.8.1-3.8.5 with an MFN300
 function card carrying an MTH300 and an NS048C on its RS-485 ports, 3.9, 3.10.1, 3.19,
-3.20, smart modules) through `firmware_protocols.novastar`, so no test takes a shortcut
-around the codec:
+3.20, smart modules) through `firmware_protocols.novastar`, its answers keyed by the
+codec's register table (no address of its own), so no test takes a shortcut around the
+codec:
 
 - over TCP like the controllers' LAN port 5200 (`serve_tcp`, several clients at once);
 - over a real pty (`serve_pty`: the driver opens the returned slave path with pyserial),
@@ -17,7 +18,9 @@ Readings drift slowly (sine waves, deterministic per card) so dashboards move. F
 are data (`Fault`), scheduled at `at_s` seconds after start or injected at once, and
 the clock is injectable so a test can move time forward instead of sleeping.
 A card that does not exist or has gone dark is answered with ACK 01 (spec 2.2: the
-card behind the sending card timed out), exactly what a real sending card does.
+card behind the sending card timed out), exactly what a real sending card does. A
+`link_drop` refuses TCP connections (nothing listens; the port stays bound) and silences
+serial; `held` accepts and resets every TCP client at once, as NovaLCT's server does.
 """
 
 from __future__ import annotations
@@ -57,6 +60,11 @@ PSU_SAGGED_V = 4.3
 PSU_LOW_V = 2.5
 PSU_SAG_S = 4.0
 PSU_LOW_S = 4.0
+# psu_drift timeline: an ageing supply. The rail eases down by PSU_DRIFT_V over
+# PSU_DRIFT_S (a half cosine: no step, no kink) and then holds there, ~4.75 V, so it
+# never reaches voltage_low's 4.6 V: only a trend or a peer comparison can see it coming.
+PSU_DRIFT_V = 0.25
+PSU_DRIFT_S = 90.0
 OVER_TEMP_C = 85.0
 DEFAULT_FUNCTION_CARD = (0, 0)  # (sending card output port, index on that port)
 FUNCTION_CARD_MODEL_ID = 0x8101  # MFN300, spec 3.7.3
@@ -74,12 +82,16 @@ class FaultKind(StrEnum):
 
     MODULE_FAIL = "module_fail"  # card[/n modules]: ribbon test shows n broken groups
     PSU_SAG_THEN_DIE = "psu_sag_then_die"  # card[/rail]: sag, collapse, card dark (ACK 01)
+    PSU_DRIFT = "psu_drift"  # card[/rail]: the rail eases 0.25 V down over 90 s, then holds
     OVER_TEMP = "over_temp"  # card: receiving card at ~85 C
     FAN_STOP = "fan_stop"  # card[/fan 1..4]: that fan reads 0 rpm
     DOOR_OPEN = "door_open"  # card[/door 1..2]
     SMOKE = "smoke"  # card
     SIGNAL_LOST = "signal_lost"  # controller: no video input
     LINK_DROP = "link_drop"  # TCP closed and refused, serial silent, for duration_s
+    # Another client (NovaLCT, "Nova server") holds the link: TCP connections are accepted
+    # and reset at once, the one open when it starts is reset too; serial is silent.
+    HELD = "held"
     MODULE_DISCONNECTED = "module_disconnected"  # card[/module n]: smart module n gone
     SENSOR_FAIL = "sensor_fail"  # mth300 | ns048c | light: the sensor reads invalid
     REDUNDANCY_BACKUP = "redundancy_backup"  # pN: output port N runs as redundant (3.10)
@@ -91,6 +103,7 @@ CARD_FAULTS = frozenset(
     {
         FaultKind.MODULE_FAIL,
         FaultKind.PSU_SAG_THEN_DIE,
+        FaultKind.PSU_DRIFT,
         FaultKind.OVER_TEMP,
         FaultKind.FAN_STOP,
         FaultKind.DOOR_OPEN,
@@ -159,6 +172,14 @@ class Fault:
         return int(m.group(2)) if m and m.group(2) else None
 
 
+def psu_drift_v(elapsed_s: float) -> float:
+    """How far a `psu_drift` rail is below its normal level `elapsed_s` after the fault
+    started: a half cosine from 0 to PSU_DRIFT_V over PSU_DRIFT_S, then PSU_DRIFT_V."""
+    if elapsed_s >= PSU_DRIFT_S:
+        return PSU_DRIFT_V
+    return PSU_DRIFT_V * (1.0 - math.cos(math.pi * max(elapsed_s, 0.0) / PSU_DRIFT_S)) / 2.0
+
+
 def _fault_kind(kind: object) -> FaultKind:
     try:
         return FaultKind(str(kind))
@@ -176,8 +197,10 @@ FAULT_SPEC_RE = re.compile(
 def parse_fault(spec: str) -> Fault:
     """Parse the CLI form `kind[@at_s][+duration_s][:target]`.
 
-    Examples: `psu_sag_then_die@30:p0c3/1`, `module_fail@10:p1c0`, `link_drop@60+20`,
-    `signal_lost` (at once, for good), `module_disconnected@5:p0c1/3`,
+    Examples: `psu_sag_then_die@30:p0c3/1`, `psu_drift@20:p2c1/1` (an ageing supply:
+    ~0.25 V down over 90 s, then steady), `module_fail@10:p1c0`, `link_drop@60+20`,
+    `held@30+60` (another client holds the link), `signal_lost` (at once, for good),
+    `module_disconnected@5:p0c1/3`,
     `sensor_fail:mth300`, `redundancy_backup@20+30:p1`, `input_lost:dvi`,
     `input_switched:hdmi`.
     """
@@ -274,11 +297,19 @@ class ManualClock:
     def __init__(self, start: float = 1000.0) -> None:
         self.now = start
 
+        self._hooks: list[Callable[[], None]] = []
+
     def __call__(self) -> float:
         return self.now
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+        for hook in list(self._hooks):
+            hook()
+
+    def subscribe(self, hook: Callable[[], None]) -> None:
+        """Call `hook` after every `advance` (emulators re-check time-driven link state)."""
+        self._hooks.append(hook)
 
 
 @dataclass(slots=True)
@@ -341,21 +372,26 @@ class NovastarEmulator:
         self._lock = threading.RLock()
         self._faults: list[tuple[float, Fault]] = []
         self._cards = {
-            (p, i): _Card(p, i, bytes([DEFAULT_BRIGHTNESS] * ns.BRIGHTNESS_LEN))
+            (p, i): _Card(p, i, bytes([DEFAULT_BRIGHTNESS] * ns.BRIGHTNESS.length))
             for p in range(ports)
             for i in range(per_port[p])
         }
-        for fault in faults:
-            self.schedule(fault)
         self.requests = 0
         self.replies = 0
         self.baud_mismatches = 0  # request bursts dropped for a wrong rate (serve_pty)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._servers: list[socket.socket] = []
+        self._servers: list[socket.socket] = []  # UDP (discovery)
+        self._listeners: list[_Listener] = []  # TCP, closed while the link is dropped
         self._conns: set[socket.socket] = set()
+        self.held_resets = 0  # connections reset because the link is held
         self._fds: list[int] = []
         self._links: list[Path] = []
+        for fault in faults:
+            self.schedule(fault)
+        subscribe = getattr(clock, "subscribe", None)
+        if subscribe is not None:
+            subscribe(self._sync_link)
 
     @classmethod
     def from_scenario(cls, scenario: Scenario, clock: Clock = time.monotonic) -> NovastarEmulator:
@@ -405,6 +441,7 @@ class NovastarEmulator:
                 raise UsageError(f"fault {fault.kind}: no card {card} (cards: {self.card_ids()})")
         with self._lock:
             self._faults.append((start, fault))
+        self._sync_link()
 
     def _active(self, now: float) -> list[tuple[float, Fault]]:
         """(seconds since the fault started, fault) for every fault active at `now`."""
@@ -416,7 +453,13 @@ class NovastarEmulator:
             ]
 
     def link_down(self) -> bool:
-        return any(f.kind is FaultKind.LINK_DROP for _, f in self._active(self.clock()))
+        return self._link_fault(FaultKind.LINK_DROP)
+
+    def link_held(self) -> bool:
+        return self._link_fault(FaultKind.HELD)
+
+    def _link_fault(self, kind: FaultKind) -> bool:
+        return any(f.kind is kind for _, f in self._active(self.clock()))
 
     # -- the device --------------------------------------------------------------------
     def handle(self, request: Frame) -> Frame | None:
@@ -427,7 +470,7 @@ class NovastarEmulator:
         self.requests += 1
         if request.is_reply or request.dst != 0:
             return None
-        if any(f.kind is FaultKind.LINK_DROP for _, f in active):
+        if any(f.kind in (FaultKind.LINK_DROP, FaultKind.HELD) for _, f in active):
             return None
         reply = self._answer(request, now, active)
         self.replies += 1
@@ -455,16 +498,16 @@ class NovastarEmulator:
             raw = ns.encode_analog_inputs(raw, self._analog(card, now))
         modules = self._modules(card, now, active, block)
         segments = {
-            ns.RECEIVING_CARD_INFO_ADDR: self.card_info,
-            ns.MONITORING_BLOCK_ADDR: raw,
-            ns.BRIGHTNESS_ADDR: card.brightness,
+            ns.RECEIVING_CARD_INFO: self.card_info,
+            ns.MONITORING_BLOCK: raw,
+            ns.BRIGHTNESS: card.brightness,
             # 3.20.2: one flash per module; a smart module that is gone has none to check.
-            ns.MODULE_FLASH_RESULT_ADDR: ns.encode_module_flash_check(
+            ns.MODULE_FLASH_RESULT: ns.encode_module_flash_check(
                 tuple(m.connected for m in modules) if modules else (True,) * self.modules
             ),
         }
         if modules:
-            segments[ns.SMART_MODULE_ADDR] = ns.encode_smart_modules(modules)
+            segments[ns.SMART_MODULES] = ns.encode_smart_modules(modules)
         return ns.reply_to(req, _read(segments, req.address, req.length))
 
     def _write_cards(self, req: Frame, now: float, active: list[tuple[float, Fault]]) -> Frame:
@@ -478,7 +521,7 @@ class NovastarEmulator:
         broadcast = req.port == ns.BROADCAST_PORT or req.board == ns.BROADCAST_BOARD
         if not targets and not broadcast:
             return ns.reply_to(req, ack=Ack.TIMEOUT)
-        lo, hi = ns.BRIGHTNESS_ADDR, ns.BRIGHTNESS_ADDR + ns.BRIGHTNESS_LEN
+        lo, hi = ns.BRIGHTNESS.address, ns.BRIGHTNESS.address + ns.BRIGHTNESS.length
         with self._lock:
             for c in targets:  # spec 3.3: brightness is the one writable register modelled
                 buf = bytearray(c.brightness)
@@ -497,7 +540,9 @@ class NovastarEmulator:
                 with self._lock:
                     self.input_source = source
 
-    def _sender_segments(self, now: float, active: list[tuple[float, Fault]]) -> dict[int, bytes]:
+    def _sender_segments(
+        self, now: float, active: list[tuple[float, Fault]]
+    ) -> dict[ns.Register, bytes]:
         source = self.input_source
         lost: set[str] = set()
         redundant = [False] * min(self.ports, ns.REDUNDANCY_PORTS)
@@ -517,17 +562,17 @@ class NovastarEmulator:
         family = {"dual_dvi": "dvi", "hdmi1.4": "hdmi"}.get(source, source)
         present = ({"dvi", family} & set(INPUTS)) - lost
         segments = {
-            ns.CONTROLLER_MODEL_ADDR: ns.encode_model_id(self.model_id),
-            ns.DVI_SIGNAL_ADDR: ns.encode_dvi_signal("dvi" in present),
-            ns.INPUT_SOURCE_STATUS_ADDR: ns.encode_input_signals(present),
-            ns.FIRMWARE_VERSION_ADDR: self.firmware,
-            ns.REDUNDANCY_ADDR: ns.encode_redundancy(tuple(redundant)),
-            ns.INPUT_MODE_ADDR: bytes((ns.INPUT_MODE_MANUAL,)) + ns.encode_input_source(source),
+            ns.CONTROLLER_MODEL: ns.encode_model_id(self.model_id),
+            ns.DVI_SIGNAL: ns.encode_dvi_signal("dvi" in present),
+            ns.INPUT_SOURCE_STATUS: ns.encode_input_signals(present),
+            ns.FIRMWARE_VERSION: self.firmware,
+            ns.REDUNDANCY: ns.encode_redundancy(tuple(redundant)),
+            ns.INPUT_SELECTION: bytes((ns.INPUT_MODE_MANUAL,)) + ns.encode_input_source(source),
         }
         if self.light_sensor:
             lux = None if "light" in failed else self._lux(now, 0.0)
-            segments[ns.LIGHT_SENSOR_ADDR] = ns.encode_light_sensor(lux)
-            segments[ns.LIGHT_CONFIG_ADDR] = ns.encode_light_config(
+            segments[ns.LIGHT_SENSOR] = ns.encode_light_sensor(lux)
+            segments[ns.LIGHT_CONFIG] = ns.encode_light_config(
                 ns.LightSensorConfig(
                     standalone=True, sensors=1, max_lux=10000, min_lux=50,
                     max_brightness_pct=100.0, min_brightness_pct=20.0, segments=8,
@@ -535,7 +580,7 @@ class NovastarEmulator:
                 )
             )  # fmt: skip
         else:
-            segments[ns.LIGHT_CONFIG_ADDR] = ns.encode_light_config(ns.LightSensorConfig())
+            segments[ns.LIGHT_CONFIG] = ns.encode_light_config(ns.LightSensorConfig())
         return segments
 
     def _function_card(self, req: Frame, now: float, active: list[tuple[float, Fault]]) -> Frame:
@@ -569,8 +614,8 @@ class NovastarEmulator:
             elif port == self.ns048c_rs485 and payload == ns.NS048C_QUERY:
                 answer = ns.encode_ns048c(None if "ns048c" in failed else self._lux(now, 0.3))
         segments = {
-            ns.FUNCTION_CARD_MODEL_ADDR: ns.encode_model_id(FUNCTION_CARD_MODEL_ID),
-            ns.FUNCTION_CARD_RS485_ADDR: answer,
+            ns.FUNCTION_CARD_MODEL: ns.encode_model_id(FUNCTION_CARD_MODEL_ID),
+            ns.FUNCTION_CARD_RS485: answer,
         }
         return ns.reply_to(req, _read(segments, req.address, req.length))
 
@@ -649,7 +694,9 @@ class NovastarEmulator:
 
         temp_c = wave(38.0, 2.0, 60.0)
         monitor_temp_c = wave(32.0, 1.5, 90.0)
-        rails = [wave(PSU_NOMINAL_V, 0.08, 45.0, k) for k in range(1, self.psus + 1)]
+        # Healthy rails wander a little (within one 0.1 V step of the wire, so they read a
+        # steady 5.0 V): prediction (a PSU sinking against its peers) must see only faults.
+        rails = [wave(PSU_NOMINAL_V, 0.03, 45.0, k) for k in range(1, self.psus + 1)]
         card_v = wave(PSU_NOMINAL_V, 0.05, 17.0)
         fans = [wave(1500.0, 100.0, 30.0, k) for k in range(ns.FAN_COUNT)]
         doors = [False] * ns.DOOR_COUNT
@@ -669,6 +716,10 @@ class NovastarEmulator:
                 if 0 <= rail < len(rails):
                     rails[rail] = v
                 card_v = min(card_v, v)  # the card hangs on the same 5 V bus
+            elif f.kind is FaultKind.PSU_DRIFT:
+                rail = (n or 1) - 1
+                if 0 <= rail < len(rails):
+                    rails[rail] -= psu_drift_v(e)
             elif f.kind is FaultKind.MODULE_FAIL:
                 broken = max(broken, n or 1)
             elif f.kind is FaultKind.OVER_TEMP:
@@ -710,23 +761,54 @@ class NovastarEmulator:
     # -- transports ----------------------------------------------------------------------
     def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         """Listen like a controller's LAN port (5200); returns the bound (host, port)."""
-        srv = socket.create_server((host, port))
-        srv.settimeout(0.1)
-        self._servers.append(srv)
-        self._spawn(self._accept_loop, srv)
-        bound = srv.getsockname()
-        return bound[0], bound[1]
+        lst = _Listener(host, port)
+        lst.listen()
+        with self._lock:
+            self._listeners.append(lst)
+        self._sync_link()  # a link drop already under way: closed at once
+        self._spawn(self._accept_loop, lst)
+        return lst.host, lst.port
 
-    def _accept_loop(self, srv: socket.socket) -> None:
+    def _sync_link(self) -> None:
+        """Bring the TCP side in line with the link faults now: while the link is dropped
+        every listener is closed (connections are refused, as from a controller that is
+        off or rebooting) and open connections are reset; when it is back they listen
+        again on the same port. While it is held, the open connections are reset (the
+        other client took over) and new ones are reset at accept (`_accept_loop`).
+
+        Called on every inject/schedule, on every `ManualClock.advance` (so a test that
+        moves time sees the change at once) and by the accept loops for real clocks."""
+        if self._stop.is_set():
+            return
+        down, held = self.link_down(), self.link_held()
+        with self._lock:
+            for lst in self._listeners:
+                if down:
+                    lst.refuse()
+                elif lst.sock is None:
+                    with contextlib.suppress(OSError):  # port taken meanwhile: next time
+                        lst.listen()
+            conns = list(self._conns) if down or held else []
+        for conn in conns:
+            _reset(conn)
+
+    def _accept_loop(self, lst: _Listener) -> None:
         while not self._stop.is_set():
+            self._sync_link()
+            srv = lst.sock
+            if srv is None:
+                self._stop.wait(0.02)
+                continue
             try:
                 conn, _ = srv.accept()
-            except TimeoutError:
+            except (TimeoutError, OSError):
+                continue  # OSError: closed by _sync_link (link dropped) or by stop()
+            if self.link_held():  # reset right after the connect, as NovaLCT's server does
+                self.held_resets += 1
+                _reset(conn)
                 continue
-            except OSError:
-                return
-            if self.link_down():
-                _reset(conn)  # refused: the client sees a reset, not a silent socket
+            if self.link_down():  # the drop began between the check and accept
+                _reset(conn)
                 continue
             with self._lock:
                 self._conns.add(conn)
@@ -737,7 +819,7 @@ class NovastarEmulator:
         dec = ns.StreamDecoder()
         try:
             while not self._stop.is_set():
-                if self.link_down():
+                if self.link_down() or self.link_held():
                     _reset(conn)
                     return
                 try:
@@ -923,6 +1005,8 @@ class NovastarEmulator:
         for srv in self._servers:
             srv.close()
         with self._lock:
+            for lst in self._listeners:
+                lst.close()
             conns = list(self._conns)
         for conn in conns:
             with contextlib.suppress(OSError):
@@ -936,6 +1020,7 @@ class NovastarEmulator:
             with contextlib.suppress(OSError):
                 lp.unlink()
         self._servers.clear()
+        self._listeners.clear()
         self._threads.clear()
         self._fds.clear()
         self._links.clear()
@@ -947,10 +1032,12 @@ class NovastarEmulator:
         self.stop()
 
 
-def _read(segments: dict[int, bytes], address: int, length: int) -> bytes:
-    """Bytes [address, address+length) of a sparse register map; unmapped bytes read 0."""
+def _read(segments: dict[ns.Register, bytes], address: int, length: int) -> bytes:
+    """Bytes [address, address+length) of the registers served (keyed by the codec's
+    register table, so the emulator keeps no addresses of its own); unmapped bytes read 0."""
     out = bytearray(length)
-    for base, data in segments.items():
+    for reg, data in segments.items():
+        base = reg.address
         lo = max(base, address)
         hi = min(base + len(data), address + length)
         if lo < hi:
@@ -973,6 +1060,56 @@ def _pty_baudrate(master: int) -> int | None:
         return None
     ispeed, ospeed = struct.unpack_from("<II", buf, 36)
     return ospeed or ispeed or None
+
+
+class _Listener:
+    """One TCP endpoint; its socket is None while the emulated link is dropped. The port
+    stays bound then (a socket that does not listen), so connects are refused and no
+    local client can be handed the free port as its own source (a TCP self-connect)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.sock: socket.socket | None = None
+        self._hold: socket.socket | None = None
+
+    def listen(self) -> None:
+        self._release()
+        srv = socket.create_server((self.host, self.port))  # SO_REUSEADDR on POSIX
+        srv.settimeout(0.1)
+        self.host, self.port = srv.getsockname()[:2]
+        self.sock = srv
+
+    def refuse(self) -> None:
+        """Stop listening, keep the port."""
+        if self.sock is None:
+            return
+        self._stop_listening()
+        hold = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            hold.bind((self.host, self.port))
+        except OSError:
+            hold.close()  # taken meanwhile: refused all the same, just not reserved
+            return
+        self._hold = hold
+
+    def close(self) -> None:
+        self._stop_listening()
+        self._release()
+
+    def _stop_listening(self) -> None:
+        # shutdown() first: close() alone leaves the socket listening until an accept
+        # blocked on it in another thread times out, and connects would still succeed.
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+            self.sock.close()
+            self.sock = None
+
+    def _release(self) -> None:
+        if self._hold is not None:
+            self._hold.close()
+            self._hold = None
 
 
 def _reset(conn: socket.socket) -> None:

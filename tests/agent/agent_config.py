@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +11,14 @@ from typing import Any
 def write_agent_config(
     tmp_path: Path,
     site: str,
-    screens: dict[str, str],
+    screens: Mapping[str, str | Mapping[str, Any]],
     host: str = "127.0.0.1",
     port: int = 1,
     interval: float = 0.2,
     **agent: Any,
 ) -> Path:
-    """`screens` maps screen id -> NovaStar URL (2 ports x 3 cards, 2 PSU rails each).
+    """`screens` maps screen id -> NovaStar URL (2 ports x 3 cards, 2 PSU rails each), or
+    -> a whole `[screens.controller]` table (any family: `driver`, `url`, ...).
 
     Extra keyword arguments become `[agent]` keys (JSON literals are valid TOML for
     strings, numbers and booleans). keepalive 5 s, the minimum, so a black-holed broker
@@ -34,13 +36,14 @@ def write_agent_config(
         f"port = {port}",
         "keepalive_s = 5",
     ]
-    for screen, url in screens.items():
+    for screen, target in screens.items():
+        lines += ["[[screens]]", f'id = "{screen}"', "[screens.controller]"]
+        if not isinstance(target, str):
+            lines += [f"{key} = {json.dumps(value)}" for key, value in target.items()]
+            continue
         lines += [
-            "[[screens]]",
-            f'id = "{screen}"',
-            "[screens.controller]",
             'driver = "novastar"',
-            f'url = "{url}"',
+            f'url = "{target}"',
             "ports = 2",
             "cards_per_port = 3",
             "psus_per_cabinet = 2",

@@ -8,16 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.discover import (
-    Controller,
-    main,
-    parse_reply,
-    probe,
-    search,
-    starter_config,
-    targets,
-)
+from agent.discover import main, starter_config, targets
+from agent.drivers import create_driver
+from agent.drivers.novastar.discover import Controller, as_found, parse_reply, probe, search
 from agent.settings import load_settings
+from firmware_protocols.emulators.colorlight import ColorlightEmulator
 from firmware_protocols.emulators.novastar import (
     DISCOVERY_MAC,
     Fault,
@@ -93,7 +88,8 @@ def test_unreachable_controller_gets_placeholders(tmp_path: Path) -> None:
     gone = probe(Controller("127.0.0.1", info="x"), closed, 0.1)
     assert gone.cards_per_port is None and gone.model is None
     probed = Controller("127.0.0.1", model="MCTRL300", cards_per_port=(4, 4))
-    text = starter_config([gone, replace_ip(probed, "127.0.0.1")], "site-a", "pc1", 5200)
+    found = [as_found(gone, 5200), as_found(replace_ip(probed, "127.0.0.1"), 5200)]
+    text = starter_config(found, "site-a", "pc1")
     assert "PLACEHOLDER" in text
     path = tmp_path / "agent.toml"
     path.write_text(text.replace('id = "ctrl-127-0-0-1"', 'id = "wall"', 1), "utf-8")
@@ -101,7 +97,7 @@ def test_unreachable_controller_gets_placeholders(tmp_path: Path) -> None:
     assert first.controller.options() == {"url": "tcp://127.0.0.1:5200", "cards_per_port": 1}
     assert second.controller.options()["cards_per_port"] == 4
     with pytest.raises(ConfigError, match="--site"):
-        starter_config([], "Bad Site", "pc1", 5200)
+        starter_config([], "Bad Site", "pc1")
 
 
 def replace_ip(c: Controller, ip: str) -> Controller:
@@ -129,3 +125,41 @@ def test_parse_reply() -> None:
     assert got == Controller("10.0.0.5", "aa:bb:cc:dd:ee:0f", "MCTRL4K AA-BB-CC-DD-EE-0F")
     bare = parse_reply(b"rpProMI:", "10.0.0.6")
     assert bare == Controller("10.0.0.6") and bare.screen_id == "ctrl-10-0-0-6"
+
+
+def test_discover_finds_a_colorlight_processor_and_writes_its_screen(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ledwatch discover --family colorlight`: the real 0xEB probe to the emulator's UDP
+    port; the starter config loads and its Colorlight screen builds a driver."""
+    clt = ColorlightEmulator(model_byte=35)
+    try:
+        _, port = clt.serve_udp()
+        config = tmp_path / "agent.toml"
+        code = ledwatch(
+            ["discover", "--family", "colorlight", "--subnet", "127.0.0.1/32", "--port",
+             str(port), "--timeout-s", "0.3", "--write-config", str(config), "--site", "s1",
+             "--agent", "pc1"]
+        )  # fmt: skip
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert "colorlight" in out and "U9 Max" in out and "processor, B-protocol" in out
+        assert clt.probes == 1
+    finally:
+        clt.stop()
+    (screen,) = load_settings(config).screens
+    assert screen.controller.driver == "colorlight"
+    assert screen.controller.options() == {"url": f"udp://127.0.0.1:{port}",
+                                           "cards_per_port": 1}  # fmt: skip
+    assert "PLACEHOLDER" in config.read_text("utf-8")
+    create_driver("colorlight", screen.controller.options()).close()
+
+
+def test_every_family_searches_unless_one_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    nobody = free_udp_port()
+    assert main(["--subnet", "127.0.0.1/32", "--port", str(nobody), "--timeout-s", "0.2"]) == 1
+    assert "searched for: colorlight, novastar" in capsys.readouterr().out
+    args = ["--family", "novastar", "--subnet", "127.0.0.1/32", "--port", str(nobody),
+            "--timeout-s", "0.2"]  # fmt: skip
+    assert main(args) == 1
+    assert "searched for: novastar)" in capsys.readouterr().out

@@ -17,9 +17,9 @@ import pytest
 
 from agent.drivers.novastar.driver import parse_options
 from agent.outbox import Kind
-from agent.runtime import Agent, build_psu_readers
+from agent.reading import merge_psus, psu_events
+from agent.runtime import Agent, build_psu_sources
 from agent.settings import AgentSettings, load_settings, parse_settings
-from agent.snapshot import merge_psus, psu_events
 from firmware_protocols.emulators.modbus_psu import ModbusPsuEmulator
 from firmware_protocols.emulators.novastar import NovastarEmulator
 from ledwatch.contract import validate_telemetry
@@ -129,7 +129,7 @@ def test_sample_config_examples_load(tmp_path: Path) -> None:
     assert [u.id for u in screen.psus[0].units] == ["p0c0-psu1", "p0c0-psu2"]
     positions = parse_options(screen.controller.options()).positions()
     assert positions["p0c4"] == (1, 3) and positions["p1c0"] == (2, 0)
-    assert len(build_psu_readers(settings)["lobby"]) == 1
+    assert len(build_psu_sources(settings)["lobby"]) == 1
 
 
 # -- the pure merge -----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from agent.drivers.base import LinkState, ScreenReading
+from agent.reading import finish
 from agent.runtime import unreadable
 from agent.settings import AgentSettings, parse_settings
 from agent.snapshot import build_events, build_snapshot, build_status, encode
@@ -51,7 +52,7 @@ def reading() -> ScreenReading:
 
 def test_snapshot_validates_and_round_trips(settings: AgentSettings) -> None:
     stats = {"poll_ms": 12.5, "poll_errors": 2, "queue_depth": 3, "uptime_s": 10.0, "dropped": 0}
-    doc = build_snapshot(settings, "lobby", 7, 1_700_000_000_123, reading(), stats)
+    doc = build_snapshot(settings, "lobby", 7, 1_700_000_000_123, finish(reading()), stats)
     decoded = orjson.loads(encode(doc))
     contract.validate_telemetry(decoded)
     assert decoded["schema"] == "ledwatch.telemetry/1"
@@ -63,7 +64,8 @@ def test_snapshot_validates_and_round_trips(settings: AgentSettings) -> None:
 
 
 def test_unreadable_controller_still_validates(settings: AgentSettings) -> None:
-    doc = orjson.loads(encode(build_snapshot(settings, "lobby", 1, 5, unreadable("open failed"))))
+    finished = finish(unreadable("open failed"))
+    doc = orjson.loads(encode(build_snapshot(settings, "lobby", 1, 5, finished)))
     contract.validate_telemetry(doc)
     assert doc["controller"]["online"] is False and doc["controller"]["link"] == "down"
     assert doc["cards"]["id"] == [] and "stats" not in doc
@@ -72,12 +74,12 @@ def test_unreadable_controller_still_validates(settings: AgentSettings) -> None:
 def test_nan_becomes_null_and_bad_reading_is_refused(settings: AgentSettings) -> None:
     r = reading()
     r.cards["temp_c"] = [float("nan"), 30.0]
-    doc = orjson.loads(encode(build_snapshot(settings, "lobby", 1, 5, r)))
+    doc = orjson.loads(encode(build_snapshot(settings, "lobby", 1, 5, finish(r))))
     assert doc["cards"]["temp_c"] == [None, 30.0]
     r.cards["temp_c"] = [30.0]  # a driver bug: ragged columns are caught by the contract
     with pytest.raises(PayloadError, match=r"cards\.temp_c"):
         contract.validate_telemetry(
-            orjson.loads(encode(build_snapshot(settings, "lobby", 1, 5, r)))
+            orjson.loads(encode(build_snapshot(settings, "lobby", 1, 5, finish(r))))
         )
 
 

@@ -15,6 +15,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
+from agent.drivers import PsuSourceFamily
 from firmware_protocols.modbus_psu import (
     PsuReading,
     ReadBlock,
@@ -155,6 +157,10 @@ class ModbusPsuOptions(BaseModel):
     def endpoint(self) -> TcpEndpoint | RtuEndpoint:
         return parse_url(self.url)
 
+    def psu_ids(self) -> list[tuple[str, str]]:
+        """(key in the table, PSU id) of every unit, for the agent's duplicate check."""
+        return [(f"units[{u}].id", unit.id) for u, unit in enumerate(self.units)]
+
 
 def _dotted(prefix: str, loc: tuple[int | str, ...]) -> str:
     out = prefix
@@ -184,6 +190,21 @@ def parse_options(options: Mapping[str, Any], prefix: str = "psus") -> ModbusPsu
         raise ConfigError("; ".join(problems)) from None
 
 
+def parse_table(table: Mapping[str, Any], prefix: str, base_dir: Path | None = None
+                ) -> ModbusPsuOptions:  # fmt: skip
+    """The PSU-source registry's `parse`: validate a `[[screens.psus]]` table and load its
+    register map now (a bad map must stop the start, not the first poll); a `map` path
+    is taken relative to the config file's folder."""
+    opts = parse_options(table, prefix)
+    if opts.map.endswith(".toml") and base_dir is not None and not Path(opts.map).is_absolute():
+        opts = opts.model_copy(update={"map": str(base_dir / opts.map)})
+    try:
+        load_register_map(opts.map)
+    except ConfigError as exc:
+        raise ConfigError(f"{prefix}.map: {exc}") from None
+    return opts
+
+
 class ModbusPsuReader:
     """Polls every configured PSU of one bus; see the module docstring for the contract."""
 
@@ -201,6 +222,21 @@ class ModbusPsuReader:
         self.errors_total = 0  # failed requests since open(), for the agent's poll_errors
         self.last_errors = 0  # failed requests during the last read()
         self.last_answered = 0  # units that answered at least one request in the last read()
+
+    @property
+    def ids(self) -> list[str]:
+        return [u.id for u in self.options.units]
+
+    @property
+    def cards(self) -> list[str | None]:
+        return [u.card for u in self.options.units]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return COLUMNS
+
+    def describe(self) -> str:
+        return self.options.url
 
     def open(self) -> None:
         """Create the client and try to connect; an unreachable bus is retried each read."""
@@ -299,3 +335,7 @@ class ModbusPsuReader:
             cols["faults"].append(",".join(sorted(reading.faults)) if known and reading else None)
         self.errors_total += self.last_errors
         return cols
+
+
+# The registry line in agent/drivers/__init__.py points here.
+SOURCE = PsuSourceFamily(parse=parse_table, create=ModbusPsuReader, options_type=ModbusPsuOptions)

@@ -18,12 +18,13 @@ silent controller from an unplugged cable.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, ClassVar, Final, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 DEFAULT_TCP_PORT: Final = 5200  # spec 1.2
@@ -41,7 +42,9 @@ def wire_time_s(n_bytes: int, baudrate: int) -> float:
 
 
 class Transport(Protocol):
-    """What the driver needs from a link. `open` raises OSError when it cannot connect."""
+    """What the driver needs from a link. `open` raises OSError when it cannot connect.
+    A transport whose class says `may_be_held = True` (TCP) can be held by another
+    client while its port still accepts connections (agent/drivers/novastar/transaction.py)."""
 
     def open(self) -> None: ...
 
@@ -55,13 +58,18 @@ class Transport(Protocol):
 class TcpTransport:
     """A controller's LAN port. TCP_NODELAY: requests are small and latency-bound."""
 
+    may_be_held: ClassVar[bool] = True
+
     def __init__(self, host: str, port: int, connect_timeout_s: float) -> None:
         self.host, self.port, self.connect_timeout_s = host, port, connect_timeout_s
         self._sock: socket.socket | None = None
 
     def open(self) -> None:
         self._sock = socket.create_connection((self.host, self.port), self.connect_timeout_s)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # A peer that resets right after accepting (a link held by another client) can
+        # make this fail: the connect itself worked, the next read says what happened.
+        with contextlib.suppress(OSError):
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def write(self, data: bytes) -> None:
         if self._sock is None:
@@ -90,6 +98,8 @@ class SerialTransport:
     """An RS-232 port through pyserial (`serial_for_url`, so `socket://` and `loop://`
     work too). `baudrate=None` means auto: the driver tries `candidates()` in order and
     calls `use(baud)` with the one that answered, which is tried first on reconnects."""
+
+    may_be_held: ClassVar[bool] = False
 
     def __init__(self, device: str, baudrate: int | None) -> None:
         self.device = device

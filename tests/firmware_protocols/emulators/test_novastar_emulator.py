@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -14,12 +15,15 @@ import serial
 
 from firmware_protocols import novastar as ns
 from firmware_protocols.emulators.novastar import (
+    PSU_DRIFT_S,
+    PSU_DRIFT_V,
     Fault,
     FaultKind,
     ManualClock,
     NovastarEmulator,
     load_scenario,
     parse_fault,
+    psu_drift_v,
 )
 from ledwatch.errors import ConfigError, UsageError
 
@@ -32,13 +36,23 @@ ROOT = Path(__file__).resolve().parents[3]
         ("psu_sag_then_die@30:p0c3/1", Fault(FaultKind.PSU_SAG_THEN_DIE, 30, "p0c3/1")),
         ("psu_sag_then_die@30:p0c3-psu2", Fault(FaultKind.PSU_SAG_THEN_DIE, 30, "p0c3-psu2")),
         ("module_fail@10:p1c0", Fault(FaultKind.MODULE_FAIL, 10, "p1c0")),
+        ("psu_drift@20:p2c1/1", Fault(FaultKind.PSU_DRIFT, 20, "p2c1/1")),
         ("link_drop@60+20", Fault(FaultKind.LINK_DROP, 60, None, 20)),
+        ("held@30+60", Fault(FaultKind.HELD, 30, None, 60)),
         ("signal_lost", Fault(FaultKind.SIGNAL_LOST)),
         ("door_open@1.5+2:p0c0/2", Fault(FaultKind.DOOR_OPEN, 1.5, "p0c0/2", 2)),
     ],
 )
 def test_parse_fault(spec: str, fault: Fault) -> None:
     assert parse_fault(spec) == fault
+
+
+def test_psu_drift_curve_is_smooth_and_bounded() -> None:
+    steps = [psu_drift_v(t) for t in range(0, int(PSU_DRIFT_S) + 31)]
+    assert steps[0] == 0 and steps[-1] == PSU_DRIFT_V == 0.25
+    assert steps == sorted(steps)  # only ever down, then steady
+    assert max(b - a for a, b in itertools.pairwise(steps)) < 0.005  # no step of 5 mV/s
+    assert psu_drift_v(PSU_DRIFT_S / 2) == pytest.approx(PSU_DRIFT_V / 2)
 
 
 def test_fault_targets() -> None:
@@ -52,7 +66,9 @@ def test_fault_targets() -> None:
     [
         ("melt@3:p0c0", "unknown fault kind"),
         ("module_fail@10", "not a card id"),
+        ("psu_drift@20", "not a card id"),
         ("link_drop:p0c0", "takes no target"),
+        ("held:p0c0", "takes no target"),
         ("module_fail@-1:p0c0", "expected kind"),
         ("module_fail@x:p0c0", "expected kind"),
     ],
@@ -147,6 +163,30 @@ def test_link_drop_closes_and_refuses(emu: NovastarEmulator) -> None:
     clock.advance(5)
     with socket.create_connection(addr, 2) as c:
         assert exchange(c, [ns.read_request(4, 0, 0, 0, ns.CONTROLLER_MODEL_ADDR, 2)])[0].ack == 0
+
+
+def test_held_resets_every_client_right_after_connect(emu: NovastarEmulator) -> None:
+    """NovaLCT's server holding the link: the open connection is reset when it starts,
+    new ones are accepted and reset at once, a serial line is silent. Afterwards, all
+    answers again."""
+    addr = emu.serve_tcp()
+    clock = emu.clock
+    assert isinstance(clock, ManualClock)
+    model = ns.read_request(1, 0, 0, 0, ns.CONTROLLER_MODEL_ADDR, 2)
+    with socket.create_connection(addr, 2) as a:
+        assert exchange(a, [model])[0].ack == 0
+        emu.inject(Fault(FaultKind.HELD, duration_s=10))
+        a.settimeout(2)
+        with pytest.raises((ConnectionError, AssertionError)):
+            exchange(a, [model])
+    for _ in range(2):  # accepted (no refusal), then reset before any answer
+        with pytest.raises(ConnectionError), socket.create_connection(addr, 2) as b:
+            b.settimeout(2)
+            exchange(b, [model])
+    assert emu.held_resets >= 2 and emu.handle(model) is None  # serial: silence
+    clock.advance(10)
+    with socket.create_connection(addr, 2) as c:
+        assert exchange(c, [model])[0].ack == 0
 
 
 def test_pty_with_link(emu: NovastarEmulator, tmp_path: Path) -> None:

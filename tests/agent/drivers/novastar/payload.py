@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from agent.drivers.base import ScreenReading
+from agent.reading import finish
 from ledwatch.contract import SCHEMA_TELEMETRY, validate_telemetry
 
 
@@ -22,3 +23,20 @@ def validated_payload(reading: ScreenReading, seq: int = 1) -> dict[str, Any]:
         "cards": reading.cards, "psus": reading.psus, "env": reading.env,
     }  # fmt: skip
     return validate_telemetry(orjson.loads(orjson.dumps(doc)))
+
+
+class Finishing:
+    """A driver whose readings go through the agent's `finish` as the poll loop's do, so
+    a test sees the edge events (found by the agent on the finished reading, against the
+    last poll) where it used to see the driver's own."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+        self._last: ScreenReading | None = None
+
+    def poll(self) -> ScreenReading:
+        self._last = finish(self.driver.poll(), previous=self._last)
+        return self._last
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.driver, name)

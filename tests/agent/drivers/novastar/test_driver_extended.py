@@ -10,7 +10,7 @@ import pytest
 
 from agent.drivers.base import LinkState
 from agent.drivers.novastar.driver import NovastarDriver, create_driver
-from agent.drivers.novastar.extended import CARD_COLUMNS
+from agent.drivers.novastar.uplink_converter import CARD_COLUMNS
 from drivers.novastar.payload import validated_payload
 from firmware_protocols.emulators.novastar import Fault, FaultKind, NovastarEmulator
 

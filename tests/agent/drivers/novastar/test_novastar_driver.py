@@ -15,15 +15,17 @@ import pytest
 
 from agent.drivers.base import LinkState, ScreenReading
 from agent.drivers.novastar.driver import NovastarDriver, create_driver
-from drivers.novastar.payload import validated_payload
+from drivers.novastar.payload import Finishing, validated_payload
 from firmware_protocols import novastar as ns
 from firmware_protocols.emulators.novastar import (
+    PSU_DRIFT_S,
     PSU_LOW_S,
     PSU_SAG_S,
     Fault,
     FaultKind,
     ManualClock,
     NovastarEmulator,
+    parse_fault,
 )
 from ledwatch.errors import ConfigError
 
@@ -64,7 +66,7 @@ def tcp_driver(emu: NovastarEmulator) -> Iterator[NovastarDriver]:
          "timeout_ms": 200, "retries": 1}
     )  # fmt: skip
     drv.open()
-    yield drv
+    yield Finishing(drv)  # edge events as the agent finds them, on the finished reading
     drv.close()
 
 
@@ -123,6 +125,27 @@ def test_psu_sags_then_card_goes_offline(
     assert sum(last.cards["online"]) == PORTS * CARDS - 1
     offline_poll = next(r for on, _, r in seen if not on)
     assert ("card_offline", "card/p0c1") in events(offline_poll)
+
+
+def test_psu_drifts_down_slowly_and_never_reaches_voltage_low(
+    tcp_driver: NovastarDriver, emu: NovastarEmulator, clock: ManualClock
+) -> None:
+    """`psu_drift`: an ageing supply, ~0.25 V down over 90 s, then steady near 4.75 V;
+    never `ok = false`, never below 4.6 V (voltage_low's level), no event."""
+    tcp_driver.poll()
+    emu.inject(parse_fault("psu_drift:p1c2/2"))
+    seen = []
+    for _ in range(int(PSU_DRIFT_S / 5) * 2 + 1):  # 180 s in 5 s steps
+        r = tcp_driver.poll()
+        validated_payload(r)
+        seen.append((psu(r, "p1c2-psu2"), psu(r, "p1c2-psu1"), r))
+        clock.advance(5)
+    drift = [d["vout_v"] for d, _, _ in seen]
+    assert all(4.6 < v <= 5.1 for v in drift) and drift[0] >= 4.9
+    assert all(4.7 <= v <= 4.8 for v in drift[-18:])  # holds after 90 s (0.1 V steps)
+    assert all(d["ok"] for d, _, _ in seen)
+    assert min(o["vout_v"] for _, o, _ in seen) >= 4.9  # the cabinet's other rail is fine
+    assert not any(("psu_failed", "psu/p1c2-psu2") in events(r) for _, _, r in seen)
 
 
 @pytest.mark.parametrize(
@@ -336,10 +359,10 @@ def test_silent_controller_is_link_down_not_an_exception(free_port: Any) -> None
 
 
 def serial_driver(path: str, **extra: Any) -> NovastarDriver:
-    return create_driver(
+    return Finishing(create_driver(  # type: ignore[return-value]
         {"url": f"serial://{path}?baud=115200", "ports": PORTS, "cards_per_port": CARDS,
          "timeout_ms": 150, "retries": 1, **extra}
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def test_over_emulator_pty(emu: NovastarEmulator, clock: ManualClock) -> None:

@@ -1,4 +1,5 @@
-"""The pure converter: decoded NovaStar values -> ScreenReading, aggregates and edges."""
+"""The pure converter: decoded NovaStar values -> ScreenReading, aggregates; and the edges
+the agent finds on such readings (agent/reading.py, one place for every family)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from agent.drivers.novastar.uplink_converter import (
     ControllerValues,
     to_screen_reading,
 )
+from agent.reading import finish
 from firmware_protocols.novastar import MonitoringBlock, RibbonCable
 
 UP = ControllerValues(online=True, link=LinkState.UP, model="MCTRL300", signal_ok=True)
@@ -26,7 +28,8 @@ def block(**kw: object) -> MonitoringBlock:
 
 
 def reading(cards: list[CardValues], ctrl: ControllerValues = UP, previous=None):  # type: ignore[no-untyped-def]
-    return to_screen_reading(ctrl, cards, psus_per_cabinet=2, psu_ok_min_v=4.5, previous=previous)
+    built = to_screen_reading(ctrl, cards, psus_per_cabinet=2, psu_ok_min_v=4.5)
+    return finish(built, previous=previous)
 
 
 def test_shapes_and_aggregates() -> None:

@@ -23,7 +23,7 @@ from agent.drivers.novastar.driver import (
     create_driver,
     parse_options,
 )
-from drivers.novastar.payload import validated_payload
+from drivers.novastar.payload import Finishing, validated_payload
 from firmware_protocols.emulators.novastar import (
     PSU_LOW_S,
     PSU_SAG_S,
@@ -76,7 +76,7 @@ def screen(clock: ManualClock) -> Iterator[Any]:
         host, port = emu.serve_tcp()
         opts = {"url": f"tcp://{host}:{port}", "ports": 2, "psus_per_cabinet": 1,
                 "timeout_ms": 200, "retries": 1, **driver_options}  # fmt: skip
-        drv = create_driver(opts)
+        drv = Finishing(create_driver(opts))  # edge events as the agent finds them
         drv.open()
         made.append((emu, drv))
         return emu, drv

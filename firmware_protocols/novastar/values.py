@@ -1,457 +1,27 @@
-"""NovaStar sending-card protocol (RS-232 / TCP 5200): a pure codec, no I/O.
+"""NovaStar register values (spec chapter 3): pure decoders and encoders, no I/O.
 
-Source: NovaStar "RS232 Protocol for Nova M3 Control System" V1.9 (cited as "spec x.y").
-The same frames travel over the serial port (115200 Bd for MCTRL300/500, 1048576 Bd for
-MCTRL600/660, spec 1.2) and over TCP port 5200 of controllers with a LAN port.
-
-Frame layout (spec 2.1 request, 2.2 reply; multi-byte fields little endian)::
-
-    offset size field
-    +----+----+----------------------------------------------------------------+
-    |  0 |  2 | head      55 AA request (computer -> card), AA 55 reply         |
-    |  2 |  1 | ack       0 in a request; the result code in a reply (`Ack`)    |
-    |  3 |  1 | serial    matches a reply to its request                        |
-    |  4 |  1 | src       FE (the computer) in a request                        |
-    |  5 |  1 | dst       first card on the serial line = 0; FE in a reply      |
-    |  6 |  1 | device    0 sending, 1 receiving, 2 function card               |
-    |  7 |  1 | port      output (RJ45) port of the sending card, FF = all      |
-    |  8 |  2 | board     receiving card index on that port, FFFF = all         |
-    | 10 |  1 | code      0 read, 1 write                                       |
-    | 11 |  1 | reserved                                                        |
-    | 12 |  4 | address   register address                                      |
-    | 16 |  2 | length    bytes to read / read / written (0 in a write reply)   |
-    | 18 |  N | data      read reply and write request only                     |
-    |18+N|  2 | checksum  (sum of bytes 2 .. 17+N) + 0x5555, mod 2**16          |
-    +----+----+----------------------------------------------------------------+
-
-`MIN_SIZE` (20) is a frame without data. The decoder (`NovastarCodec.decode`) recovers
-from garbage before, inside and after a frame, from a bad checksum and from an impossible
-length by sliding one byte and counting what it skipped; it never raises on wire bytes.
-Encoders raise `UsageError` for values that cannot be put on the wire.
-
-Register values (spec 3.x) are decoded by pure functions into dataclasses whose field
-names carry their unit; an invalid reading (its validity bit clear) is None.
+Each decoder turns the bytes of one register (or one field of a block) into a value
+whose name carries its unit; an invalid reading (validity bit clear, "not set" code) is
+None, never a sentinel. Encoders are the inverses, for the emulators. Where a register
+lives (address, device, section) is not written here: `registers.REGISTERS` is the one
+table of that, and it points at these decoders. Block layouts are tables of `Field`s
+(name, offset, size, decoder) so that the typed decoder, the encoder and the dissector
+share one list of offsets.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Final
+from typing import Any, Final
 
-from firmware_protocols.errors import NovastarProtocolError
+from firmware_protocols.novastar.framing import check_range
 from ledwatch.errors import UsageError
 
-HEAD_REQUEST: Final = b"\x55\xaa"
-HEAD_REPLY: Final = b"\xaa\x55"
-HEADER_SIZE: Final = 18  # head .. length, inclusive
-CHECKSUM_SIZE: Final = 2
-MIN_SIZE: Final = HEADER_SIZE + CHECKSUM_SIZE  # a frame without data
-CHECKSUM_SEED: Final = 0x5555
-COMPUTER_ADDRESS: Final = 0xFE  # spec 2.1, No. 4: "fixed to be FEH"
-BROADCAST_PORT: Final = 0xFF  # spec 3.3: port FF = every output port
-BROADCAST_BOARD: Final = 0xFFFF  # spec 3.3: board FFFF = every card on the port
-# The longest register read in the spec is the 0x100-byte monitoring block (3.1.1);
-# anything far above that is a corrupt length field, and waiting for that many bytes
-# would stall the stream, so such a header is treated as noise.
-MAX_DATA_LENGTH: Final = 0x800
-
-CODE_READ: Final = 0
-CODE_WRITE: Final = 1
-
-
-class DeviceType(IntEnum):
-    """Who a request is for (spec 2.1, No. 6)."""
-
-    SENDING_CARD = 0
-    RECEIVING_CARD = 1
-    FUNCTION_CARD = 2
-
-
-class Ack(IntEnum):
-    """Result code of a reply (spec 2.2, No. 2); 5..FF are reserved."""
-
-    OK = 0
-    TIMEOUT = 1  # the card behind the sending card did not answer
-    REQUEST_CHECKSUM = 2
-    REPLY_CHECKSUM = 3
-    INVALID_COMMAND = 4
-
-
-def _check_range(name: str, value: object, hi: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= hi:
-        raise UsageError(f"novastar frame: {name}={value!r} is not an integer in 0..{hi}")
-
-
-_FIELD_LIMITS = (
-    ("ack", 0xFF), ("serial", 0xFF), ("src", 0xFF), ("dst", 0xFF), ("device_type", 0xFF),
-    ("port", 0xFF), ("board", 0xFFFF), ("address", 0xFFFFFFFF), ("length", 0xFFFF),
-)  # fmt: skip
-# Plain ints and this module's IntEnums; bool (an int subclass) is refused on purpose.
-_INT_TYPES = frozenset({int, DeviceType, Ack})
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One request or reply; validated on construction so an unsendable frame can't exist.
-
-    `length` is the wire field: bytes to read (read request), bytes read (read reply),
-    bytes written (write request), 0 in a write reply (spec 2.2 examples).
-    """
-
-    is_reply: bool
-    ack: int
-    serial: int
-    src: int
-    dst: int
-    device_type: int
-    port: int
-    board: int
-    code: int
-    address: int
-    length: int
-    data: bytes = b""
-
-    def __post_init__(self) -> None:
-        # Hot path (a 250-card poll builds ~1,300 frames): one chained comparison and one
-        # type check; the field-by-field loop only runs to name the bad field.
-        header = (self.ack, self.serial, self.src, self.dst, self.device_type, self.port,
-                  self.board, self.address, self.length)  # fmt: skip
-        try:
-            ok = (
-                {type(v) for v in header} <= _INT_TYPES
-                and 0 <= self.ack <= 0xFF and 0 <= self.serial <= 0xFF
-                and 0 <= self.src <= 0xFF and 0 <= self.dst <= 0xFF
-                and 0 <= self.device_type <= 0xFF and 0 <= self.port <= 0xFF
-                and 0 <= self.board <= 0xFFFF and 0 <= self.address <= 0xFFFFFFFF
-                and 0 <= self.length <= 0xFFFF
-            )  # fmt: skip
-        except TypeError:
-            ok = False
-        if not ok:
-            for name, hi in _FIELD_LIMITS:
-                _check_range(name, getattr(self, name), hi)
-        if self.code not in (CODE_READ, CODE_WRITE):
-            raise UsageError(f"novastar frame: code={self.code!r} is not 0 (read) or 1 (write)")
-        if not isinstance(self.data, bytes):
-            raise UsageError(f"novastar frame: data must be bytes, not {type(self.data).__name__}")
-        n = len(self.data)
-        if self.carries_data:
-            # A failed read may come back without its data (see NovastarCodec.decode).
-            short_ok = self.is_reply and self.ack != Ack.OK and n == 0
-            if n != self.length and not short_ok:
-                raise UsageError(
-                    f"novastar frame: length={self.length} but {n} data bytes were given"
-                )
-        elif n:
-            kind = "write reply" if self.is_reply else "read request"
-            raise UsageError(f"novastar frame: a {kind} carries no data ({n} bytes given)")
-
-    @property
-    def carries_data(self) -> bool:
-        """Read replies and write requests carry data; the other two do not (spec 2.1/2.2)."""
-        return (self.code == CODE_READ) == self.is_reply
-
-    @property
-    def ack_kind(self) -> Ack | None:
-        """The ack as an `Ack`, or None for a reserved value."""
-        try:
-            return Ack(self.ack)
-        except ValueError:
-            return None
-
-    @property
-    def size(self) -> int:
-        return MIN_SIZE + len(self.data)
-
-
-def checksum(body: bytes | bytearray) -> int:
-    """Spec 2.1, No. 14: sum of the bytes after the head, plus 0x5555, kept to 16 bits."""
-    return (sum(body) + CHECKSUM_SEED) & 0xFFFF
-
-
-def encode(frame: Frame) -> bytes:
-    """The wire bytes of `frame` (head .. checksum)."""
-    body = bytearray(HEADER_SIZE - 2 + len(frame.data))
-    body[0] = frame.ack
-    body[1] = frame.serial
-    body[2] = frame.src
-    body[3] = frame.dst
-    body[4] = frame.device_type
-    body[5] = frame.port
-    body[6:8] = frame.board.to_bytes(2, "little")
-    body[8] = frame.code
-    body[9] = 0  # reserved
-    body[10:14] = frame.address.to_bytes(4, "little")
-    body[14:16] = frame.length.to_bytes(2, "little")
-    body[16:] = frame.data
-    head = HEAD_REPLY if frame.is_reply else HEAD_REQUEST
-    return head + bytes(body) + checksum(body).to_bytes(2, "little")
-
-
-def read_request(
-    serial: int,
-    device_type: int,
-    port: int,
-    board: int,
-    address: int,
-    length: int,
-    dst: int = 0,
-) -> Frame:
-    """A read of `length` bytes at `address` (spec 2.1, Code 00H: no data section)."""
-    return Frame(
-        is_reply=False,
-        ack=0,
-        serial=serial,
-        src=COMPUTER_ADDRESS,
-        dst=dst,
-        device_type=device_type,
-        port=port,
-        board=board,
-        code=CODE_READ,
-        address=address,
-        length=length,
-    )
-
-
-def write_request(
-    serial: int,
-    device_type: int,
-    port: int,
-    board: int,
-    address: int,
-    data: bytes,
-    dst: int = 0,
-) -> Frame:
-    """A write of `data` at `address` (spec 2.1, Code 01H)."""
-    if not isinstance(data, bytes | bytearray):
-        raise UsageError(f"novastar write_request: data must be bytes, not {type(data).__name__}")
-    return Frame(
-        is_reply=False,
-        ack=0,
-        serial=serial,
-        src=COMPUTER_ADDRESS,
-        dst=dst,
-        device_type=device_type,
-        port=port,
-        board=board,
-        code=CODE_WRITE,
-        address=address,
-        length=len(data),
-        data=bytes(data),
-    )
-
-
-def reply_to(request: Frame, data: bytes = b"", ack: int = Ack.OK) -> Frame:
-    """The card's answer to `request` (spec 2.2): src/dst swapped, same serial and address.
-
-    A failed read (ack != 0) without data is padded with zeros to the requested length,
-    as the spec 3.7.2 example shows a reply with ACK 02 still carrying its data.
-    """
-    if request.is_reply:
-        raise UsageError("novastar reply_to: the frame given is already a reply")
-    if request.code == CODE_READ:
-        if not data and ack != Ack.OK:
-            data = bytes(request.length)
-        length = request.length
-    else:
-        if data:
-            raise UsageError("novastar reply_to: a write reply carries no data")
-        length = 0
-    return Frame(
-        is_reply=True,
-        ack=int(ack),
-        serial=request.serial,
-        src=request.dst,
-        dst=request.src,
-        device_type=request.device_type,
-        port=request.port,
-        board=request.board,
-        code=request.code,
-        address=request.address,
-        length=length,
-        data=bytes(data),
-    )
-
-
-def check_reply(request: Frame, reply: Frame, require_ok: bool = False) -> Frame:
-    """Return `reply` if it answers `request`; else raise `NovastarProtocolError`.
-
-    A reply answers a request when it is a reply with the same serial, device type,
-    port, board, code and address (spec 2.2 echoes them). With `require_ok`, an ACK
-    other than 0 raises too, naming it.
-    """
-    if not reply.is_reply:
-        raise NovastarProtocolError(f"serial {reply.serial}: got a request, not a reply")
-    for name in ("serial", "device_type", "port", "board", "code", "address"):
-        want, got = getattr(request, name), getattr(reply, name)
-        if want != got:
-            raise NovastarProtocolError(
-                f"serial {request.serial}: reply {name} is {got:#x}, the request's is {want:#x}"
-            )
-    if require_ok and reply.ack != Ack.OK:
-        kind = reply.ack_kind
-        label = kind.name if kind is not None else "reserved"
-        raise NovastarProtocolError(
-            f"serial {request.serial}: card answered ACK {reply.ack:#04x} ({label}) "
-            f"for {request.address:#010x}"
-        )
-    return reply
-
-
-class NovastarCodec:
-    """Sans-I/O frame decoder: bytes in, frames out, noise skipped and counted.
-
-    Recovers from: garbage before, inside and after a frame; a bad checksum; a reserved
-    code byte; a request not from / reply not to the computer (FE); a length above
-    `max_data_length` (all skipped one byte at a time, so a
-    real frame hiding behind a false head is still found). Counters: `noise_bytes`,
-    `bad_checksums`, `frames`.
-    """
-
-    def __init__(self, max_data_length: int = MAX_DATA_LENGTH) -> None:
-        self.max_data_length = max_data_length
-        self.noise_bytes = 0
-        self.bad_checksums = 0
-        self.frames = 0
-
-    def decode(self, buffer: bytes | bytearray | memoryview) -> tuple[int, Frame | None]:
-        """Decode the frame at the start of `buffer`.
-
-        Returns (consumed, frame): (0, None) = need more bytes; (n, None) = n bytes of
-        noise to drop; (n, frame) = a frame of n bytes. Never raises on wire content.
-        """
-        buf = bytes(buffer[: self.max_data_length + MIN_SIZE])
-        n = len(buf)
-        if n == 0:
-            return 0, None
-        # Skip to the next possible head; a lone last byte may be half of a head.
-        start = 0
-        while start < n:
-            b = buf[start]
-            if (b == 0x55 or b == 0xAA) and (start + 1 == n or _is_head(buf, start)):
-                break
-            start += 1
-        if start:
-            return self._noise(start)
-        if n < MIN_SIZE:
-            return 0, None
-        is_reply = buf[0] == 0xAA
-        code = buf[10]
-        length = int.from_bytes(buf[16:18], "little")
-        # The computer (FE) is the source of every request and the destination of every
-        # reply (spec 2.1/2.2, No. 4/5): a cheap test that rejects most false heads
-        # before their length field can make us wait for bytes that never come.
-        peer = buf[5] if is_reply else buf[4]
-        if code not in (CODE_READ, CODE_WRITE) or length > self.max_data_length or peer != 0xFE:
-            return self._noise(1)
-        carries = (code == CODE_READ) == is_reply
-        ack = buf[2]
-        if carries and is_reply and ack != Ack.OK and _checksum_ok(buf, MIN_SIZE):
-            # A failed read answered without its data section.
-            return self._frame(buf, MIN_SIZE, is_reply, 0)
-        size = MIN_SIZE + (length if carries else 0)
-        if n < size:
-            return 0, None
-        if not _checksum_ok(buf, size):
-            self.bad_checksums += 1
-            return self._noise(1)
-        return self._frame(buf, size, is_reply, length if carries else 0)
-
-    def _noise(self, count: int) -> tuple[int, None]:
-        self.noise_bytes += count
-        return count, None
-
-    def _frame(self, buf: bytes, size: int, is_reply: bool, data_len: int) -> tuple[int, Frame]:
-        self.frames += 1
-        frame = Frame(
-            is_reply=is_reply,
-            ack=buf[2],
-            serial=buf[3],
-            src=buf[4],
-            dst=buf[5],
-            device_type=buf[6],
-            port=buf[7],
-            board=int.from_bytes(buf[8:10], "little"),
-            code=buf[10],
-            address=int.from_bytes(buf[12:16], "little"),
-            length=int.from_bytes(buf[16:18], "little"),
-            data=buf[HEADER_SIZE : HEADER_SIZE + data_len],
-        )
-        return size, frame
-
-
-def _is_head(buf: bytes, i: int) -> bool:
-    pair = buf[i : i + 2]
-    return pair in (HEAD_REQUEST, HEAD_REPLY)
-
-
-def _checksum_ok(buf: bytes, size: int) -> bool:
-    return checksum(buf[2 : size - 2]) == int.from_bytes(buf[size - 2 : size], "little")
-
-
-class StreamDecoder:
-    """Keeps the unread bytes of a stream between `feed` calls (h11's receive buffer)."""
-
-    def __init__(self, codec: NovastarCodec | None = None) -> None:
-        self.codec = codec or NovastarCodec()
-        self._buf = bytearray()
-
-    def feed(self, data: bytes) -> list[Frame]:
-        """Add bytes from the wire; return every complete frame they finish."""
-        self._buf += data
-        frames: list[Frame] = []
-        while self._buf:
-            used, frame = self.codec.decode(self._buf)
-            if used == 0:
-                break
-            del self._buf[:used]
-            if frame is not None:
-                frames.append(frame)
-        return frames
-
-    def reset(self) -> None:
-        """Drop a partial frame, e.g. after a timeout; its bytes count as noise."""
-        self.codec.noise_bytes += len(self._buf)
-        self._buf.clear()
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
-
-
-# ---------------------------------------------------------------------------------------
-# Registers (spec chapter 3). Address = base + offset; lengths in bytes.
-# ---------------------------------------------------------------------------------------
-MONITORING_BLOCK_ADDR: Final = 0x0A000000  # 3.1.1, receiving card
-MONITORING_BLOCK_LEN: Final = 0x100
-RIBBON_CABLE_ADDR: Final = 0x0A000042  # 3.17, receiving card (inside the 3.1.1 block)
-RIBBON_CABLE_LEN: Final = 0x10
-DVI_SIGNAL_ADDR: Final = 0x02000017  # 3.1.2, sending card
-DVI_SIGNAL_LEN: Final = 1
-INPUT_SOURCE_STATUS_ADDR: Final = 0x0200004D  # 3.18, sending card
-INPUT_SOURCE_STATUS_LEN: Final = 1
-BRIGHTNESS_ADDR: Final = 0x02000001  # 3.3, receiving card: global, R, G, B, virtual R
-BRIGHTNESS_LEN: Final = 5
-CONTROLLER_MODEL_ADDR: Final = 0x00000002  # 3.7.2, sending card
-CONTROLLER_MODEL_LEN: Final = 2
-FIRMWARE_VERSION_ADDR: Final = 0x04100004  # 3.6, sending card FPGA program version
-FIRMWARE_VERSION_LEN: Final = 4
-
-# Offsets inside the monitoring block (3.1.1).
-_OFF_CARD_TEMP = 0x00  # valid/sign byte, then value byte
-_OFF_CARD_HUMIDITY = 0x02
-_OFF_CARD_VOLTAGE = 0x03
-_OFF_MONITOR_EXISTS = 0x20
-_OFF_MONITOR_MODEL = 0x21
-_OFF_MONITOR_VERSION = 0x23
-_OFF_MONITOR_TEMP = 0x27  # valid/sign byte, then value byte (0x28)
-_OFF_MONITOR_HUMIDITY = 0x29
-_OFF_SMOKE = 0x2A
-_OFF_FANS = 0x2B
-_OFF_VOLTAGES = 0x2F
-_OFF_DOORS = 0x41
-_OFF_RIBBON = RIBBON_CABLE_ADDR - MONITORING_BLOCK_ADDR
+MONITORING_BLOCK_LEN: Final = 0x100  # 3.1.1
+RIBBON_CABLE_LEN: Final = 0x10  # 3.17
+BRIGHTNESS_LEN: Final = 5  # 3.3: global, R, G, B, virtual R
 MONITOR_PRESENT: Final = 0xFF
 FAN_COUNT: Final = 4
 VOLTAGE_CHANNELS: Final = 9  # channel 0: the monitor card's own supply; 1..8: cabinet rails
@@ -460,6 +30,7 @@ RIBBON_GROUPS: Final = 16
 RIBBON_CONTROL_LINES: Final = ("A", "B", "C", "D", "LAT", "OE", "DCLK", "CTRL")
 FAN_RPM_UNIT: Final = 50
 VALID: Final = 0x80
+ANALOG_INPUTS: Final = 8  # register map: Scanner_AnalogInputOfMonitorCard, 0x38..0x3F
 
 # Sending card model IDs (3.7.2 table; 0x1103/0x1107 from the NSCardType register map).
 CONTROLLER_MODELS: Final[dict[int, str]] = {
@@ -470,6 +41,51 @@ CONTROLLER_MODELS: Final[dict[int, str]] = {
     0x1107: "MCTRL660 PRO",
 }
 RECEIVING_CARD_MODEL_ID: Final = 0x4101  # 3.7.1: all receiving cards
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A field of a register block: `size` bytes at `offset` from the block's start.
+
+    `decode` gets exactly those bytes. `needs` names a boolean field of the same block
+    that must be true for this one to mean anything (monitoring card readings need the
+    card fitted, 3.1.1). `show` turns the decoded value into what a person reads (hex
+    ids, model names) for the dissector; the value itself stays typed.
+    """
+
+    name: str
+    offset: int
+    size: int
+    decode: Callable[[bytes], Any]
+    needs: str | None = None
+    show: Callable[[Any], Any] | None = None
+
+
+def decode_fields(
+    fields: Sequence[Field], data: bytes, start: int = 0
+) -> dict[str, Any]:
+    """{name: value} of every field wholly inside `data`, which begins `start` bytes into
+    the block. A field whose `needs` field is covered and false is None."""
+    end = start + len(data)
+    covered = [f for f in fields if start <= f.offset and f.offset + f.size <= end]
+    out = {f.name: f.decode(data[f.offset - start : f.offset - start + f.size]) for f in covered}
+    for f in covered:
+        if f.needs is not None and out.get(f.needs, True) is False:
+            out[f.name] = None
+    return out
+
+
+def _u16(raw: bytes) -> int:
+    return int.from_bytes(raw[:2], "little")
+
+
+def hex16(value: int | None) -> str | None:
+    """`0x4105`-style, as model IDs are printed in the spec."""
+    return None if value is None else f"0x{value:04X}"
+
+
+def dotted(parts: Sequence[int] | None) -> str | None:
+    return None if parts is None else ".".join(str(p) for p in parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -578,38 +194,63 @@ def encode_ribbon_cable(ribbon: RibbonCable | None) -> bytes:
     return bytes(out)
 
 
-def decode_monitoring_block(data: bytes) -> MonitoringBlock:
-    """Decode the receiving card's monitoring block (spec 3.1.1, 0x0A000000, 0x100 bytes).
+def _fans(raw: bytes) -> tuple[int | None, ...]:
+    return tuple(None if (f := _seven(b)) is None else f * FAN_RPM_UNIT for b in raw)
 
-    A shorter buffer decodes the fields it covers; the rest are None.
+
+def _enc_fans(rpms: Sequence[int | None]) -> bytes:
+    return bytes(_enc_seven(None if rpm is None else round(rpm / FAN_RPM_UNIT)) for rpm in rpms)
+
+
+def _doors(raw: bytes) -> tuple[bool, ...]:
+    return tuple(bool(raw[0] >> i & 1) for i in range(DOOR_COUNT))
+
+
+def _pair_temp(raw: bytes) -> float | None:
+    return _temp(raw[0], raw[1])
+
+
+def _ribbon_json(ribbon: RibbonCable) -> dict[str, Any]:
+    return {"group_errors": list(ribbon.group_errors), "control_bits": list(ribbon.control_bits),
+            "faulty_groups": ribbon.faulty_groups}  # fmt: skip
+
+
+# The 3.1.1 block, field by field: the one list of its offsets (names = MonitoringBlock's).
+MONITORING_FIELDS: Final = (
+    Field("temp_c", 0x00, 2, _pair_temp),  # valid/sign byte, then value byte
+    Field("card_humidity_pct", 0x02, 1, lambda b: _seven(b[0])),
+    Field("voltage_v", 0x03, 1, lambda b: _volt(b[0])),
+    Field("monitor", 0x20, 1, lambda b: b[0] == MONITOR_PRESENT),
+    Field("monitor_model", 0x21, 2, _u16, "monitor"),
+    Field("monitor_version", 0x23, 4, tuple, "monitor", dotted),
+    Field("monitor_temp_c", 0x27, 2, _pair_temp, "monitor"),
+    Field("humidity_pct", 0x29, 1, lambda b: _seven(b[0]), "monitor"),
+    Field("smoke", 0x2A, 1, lambda b: bool(b[0] & 0x01), "monitor"),
+    Field("fan_rpm", 0x2B, FAN_COUNT, _fans, "monitor"),
+    Field("voltages_v", 0x2F, VOLTAGE_CHANNELS, lambda b: tuple(_volt(x) for x in b), "monitor"),
+    Field("door_open", 0x41, 1, _doors, "monitor"),
+    Field("ribbon", 0x42, RIBBON_CABLE_LEN, lambda b: decode_ribbon_cable(b), "monitor",
+          _ribbon_json),
+)  # fmt: skip
+_AT: Final = {f.name: f for f in MONITORING_FIELDS}
+
+
+def _put(out: bytearray, name: str, raw: bytes) -> None:
+    f = _AT[name]
+    out[f.offset : f.offset + f.size] = raw
+
+
+def decode_monitoring_block(data: bytes) -> MonitoringBlock:
+    """Decode the receiving card's monitoring block (spec 3.1.1, 0x100 bytes).
+
+    A shorter buffer decodes the fields it covers; the rest are None. Monitoring card
+    fields keep their defaults when no monitoring card is fitted (0x20 != FF).
     """
     d = bytes(data).ljust(MONITORING_BLOCK_LEN, b"\x00") if len(data) < 0x52 else bytes(data)
-    monitor = d[_OFF_MONITOR_EXISTS] == MONITOR_PRESENT
-    card = {
-        "temp_c": _temp(d[_OFF_CARD_TEMP], d[_OFF_CARD_TEMP + 1]),
-        "voltage_v": _volt(d[_OFF_CARD_VOLTAGE]),
-        "card_humidity_pct": _seven(d[_OFF_CARD_HUMIDITY]),
-    }
-    if not monitor:
-        return MonitoringBlock(**card)  # type: ignore[arg-type]
-    fans = tuple(
-        None if (f := _seven(b)) is None else f * FAN_RPM_UNIT
-        for b in d[_OFF_FANS : _OFF_FANS + FAN_COUNT]
-    )
-    doors = d[_OFF_DOORS]
-    return MonitoringBlock(
-        **card,  # type: ignore[arg-type]
-        monitor=True,
-        monitor_model=int.from_bytes(d[_OFF_MONITOR_MODEL : _OFF_MONITOR_MODEL + 2], "little"),
-        monitor_version=tuple(d[_OFF_MONITOR_VERSION : _OFF_MONITOR_VERSION + 4]),  # type: ignore[arg-type]
-        monitor_temp_c=_temp(d[_OFF_MONITOR_TEMP], d[_OFF_MONITOR_TEMP + 1]),
-        humidity_pct=_seven(d[_OFF_MONITOR_HUMIDITY]),
-        smoke=bool(d[_OFF_SMOKE] & 0x01),
-        fan_rpm=fans,
-        voltages_v=tuple(_volt(b) for b in d[_OFF_VOLTAGES : _OFF_VOLTAGES + VOLTAGE_CHANNELS]),
-        door_open=tuple(bool(doors >> i & 1) for i in range(DOOR_COUNT)),
-        ribbon=decode_ribbon_cable(d[_OFF_RIBBON : _OFF_RIBBON + RIBBON_CABLE_LEN]),
-    )
+    values = decode_fields(MONITORING_FIELDS, d)
+    if not values["monitor"]:
+        return MonitoringBlock(**{f.name: values[f.name] for f in MONITORING_FIELDS[:3]})
+    return MonitoringBlock(**values)
 
 
 def encode_monitoring_block(block: MonitoringBlock) -> bytes:
@@ -622,27 +263,22 @@ def encode_monitoring_block(block: MonitoringBlock) -> bytes:
     if len(block.door_open) != DOOR_COUNT:
         raise UsageError("novastar monitoring block: need 2 door flags")
     out = bytearray(MONITORING_BLOCK_LEN)
-    out[_OFF_CARD_TEMP : _OFF_CARD_TEMP + 2] = _enc_temp(block.temp_c)
-    out[_OFF_CARD_HUMIDITY] = _enc_seven(block.card_humidity_pct)
-    out[_OFF_CARD_VOLTAGE] = _enc_volt(block.voltage_v)
+    _put(out, "temp_c", _enc_temp(block.temp_c))
+    _put(out, "card_humidity_pct", bytes((_enc_seven(block.card_humidity_pct),)))
+    _put(out, "voltage_v", bytes((_enc_volt(block.voltage_v),)))
     if not block.monitor:
         return bytes(out)
-    out[_OFF_MONITOR_EXISTS] = MONITOR_PRESENT
-    out[_OFF_MONITOR_MODEL : _OFF_MONITOR_MODEL + 2] = (block.monitor_model or 0).to_bytes(
-        2, "little"
-    )
-    out[_OFF_MONITOR_VERSION : _OFF_MONITOR_VERSION + 4] = bytes(
-        block.monitor_version or (0, 0, 0, 0)
-    )
-    out[_OFF_MONITOR_TEMP : _OFF_MONITOR_TEMP + 2] = _enc_temp(block.monitor_temp_c)
-    out[_OFF_MONITOR_HUMIDITY] = _enc_seven(block.humidity_pct)
-    out[_OFF_SMOKE] = VALID | (1 if block.smoke else 0)  # 0x80 idle, as in the 3.1.1 example
-    for i, rpm in enumerate(block.fan_rpm):
-        out[_OFF_FANS + i] = _enc_seven(None if rpm is None else round(rpm / FAN_RPM_UNIT))
-    for i, v in enumerate(block.voltages_v):
-        out[_OFF_VOLTAGES + i] = _enc_volt(v)
-    out[_OFF_DOORS] = sum(1 << i for i, is_open in enumerate(block.door_open) if is_open)
-    out[_OFF_RIBBON : _OFF_RIBBON + RIBBON_CABLE_LEN] = encode_ribbon_cable(block.ribbon)
+    _put(out, "monitor", bytes((MONITOR_PRESENT,)))
+    _put(out, "monitor_model", (block.monitor_model or 0).to_bytes(2, "little"))
+    _put(out, "monitor_version", bytes(block.monitor_version or (0, 0, 0, 0)))
+    _put(out, "monitor_temp_c", _enc_temp(block.monitor_temp_c))
+    _put(out, "humidity_pct", bytes((_enc_seven(block.humidity_pct),)))
+    # 0x80 idle, as in the 3.1.1 example
+    _put(out, "smoke", bytes((VALID | (1 if block.smoke else 0),)))
+    _put(out, "fan_rpm", _enc_fans(block.fan_rpm))
+    _put(out, "voltages_v", bytes(_enc_volt(v) for v in block.voltages_v))
+    _put(out, "door_open", bytes((sum(1 << i for i, o in enumerate(block.door_open) if o),)))
+    _put(out, "ribbon", encode_ribbon_cable(block.ribbon))
     return bytes(out)
 
 
@@ -694,14 +330,14 @@ class Brightness:
     vred_pct: float
 
 
-def _pct(b: int) -> float:
+def brightness_pct(b: int) -> float:
     return round(b * 100 / 255, 1)
 
 
 def decode_brightness(data: bytes) -> Brightness | None:
     if len(data) < BRIGHTNESS_LEN:
         return None
-    return Brightness(*(_pct(b) for b in data[:BRIGHTNESS_LEN]))
+    return Brightness(*(brightness_pct(b) for b in data[:BRIGHTNESS_LEN]))
 
 
 def brightness_byte(pct: float) -> int:
@@ -751,16 +387,11 @@ def encode_firmware_version(version: str) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------
-# Extended registers: everything else a NovaStar system reports (spec 3.1.1 analog inputs,
-# 3.8, 3.9, 3.10, 3.19, 3.20; smart modules from the register map). Same rules as above:
-# pure, units in names, an invalid reading is None.
+# Everything else a NovaStar system reports (spec 3.1.1 analog inputs, 3.8, 3.9, 3.10,
+# 3.19, 3.20; smart modules from the register map). Same rules as above.
 # ---------------------------------------------------------------------------------------
-RECEIVING_CARD_INFO_ADDR: Final = 0x00000000  # 3.9, receiving card: model ID + FPGA version
-RECEIVING_CARD_INFO_LEN: Final = 6
-FUNCTION_CARD_MODEL_ADDR: Final = 0x00000002  # 3.7.3, function card
-FUNCTION_CARD_MODEL_LEN: Final = 2
+RECEIVING_CARD_INFO_LEN: Final = 6  # 3.9: model ID + FPGA version
 FUNCTION_CARD_MODELS: Final[dict[int, str]] = {0x8101: "MFN300"}  # 3.7.3 table
-FUNCTION_CARD_RS485_ADDR: Final = 0x06000000  # 3.8.1, function card external devices
 # 3.8.2 / 3.8.3 read the answer back from the base address (the examples do; the prose
 # says "from 4H"). 7 bytes hold either answer: MTH300 uses 7, NS048C the first 5.
 FUNCTION_CARD_RS485_READ_LEN: Final = 7
@@ -772,18 +403,12 @@ NS048C_QUERY: Final = b"\x55\xaa\x01\x02\x80\xff\x81"  # 3.8.3
 NS048C_HEAD: Final = 0x01
 NS048C_LEN: Final = 5
 LUX_UNIT: Final = 2  # 3.8.3 / 3.8.4: the light sensor counts in 2 lux steps
-LIGHT_SENSOR_ADDR: Final = 0x0200000F  # 3.8.4, sending card: low byte, then valid+high
-LIGHT_SENSOR_LEN: Final = 2
-LIGHT_CONFIG_ADDR: Final = 0x0A000000  # 3.8.5, sending card: stand-alone + auto brightness
-LIGHT_CONFIG_LEN: Final = 0x30
+LIGHT_SENSOR_LEN: Final = 2  # 3.8.4: low byte, then valid + high
+LIGHT_CONFIG_LEN: Final = 0x30  # 3.8.5: stand-alone + auto brightness
 LIGHT_STANDALONE_ON: Final = 0x7D  # 3.8.5.1
-REDUNDANCY_ADDR: Final = 0x0200001E  # 3.10.1, sending card, 2 bits per output port 1..4
-REDUNDANCY_LEN: Final = 1
-REDUNDANCY_PORTS: Final = 4
+REDUNDANCY_PORTS: Final = 4  # 3.10.1: 2 bits per output port 1..4
 REDUNDANT_BITS: Final = 0b10
-INPUT_MODE_ADDR: Final = 0x02000022  # 3.19: 0x5A = switched by hand, else automatic
-INPUT_SOURCE_ADDR: Final = 0x02000023  # 3.19: the active input source
-INPUT_MODE_MANUAL: Final = 0x5A
+INPUT_MODE_MANUAL: Final = 0x5A  # 3.19: switched by hand, else automatic
 INPUT_SOURCES: Final[dict[int, str]] = {  # 3.19 table
     0x58: "dvi",
     0x61: "dual_dvi",
@@ -792,20 +417,23 @@ INPUT_SOURCES: Final[dict[int, str]] = {  # 3.19 table
     0x5F: "dp",
     0x5A: "hdmi1.4",
 }
-MODULE_FLASH_START_ADDR: Final = 0x01000074  # 3.20.1, receiving card, write 0x04
-MODULE_FLASH_START: Final = 0x04
-MODULE_FLASH_RESULT_ADDR: Final = 0x03003010  # 3.20.2, 4 bytes per module flash
-MODULE_FLASH_RECORD: Final = 4
+MODULE_FLASH_START: Final = 0x04  # 3.20.1: written to start the check
+MODULE_FLASH_RECORD: Final = 4  # 3.20.2: 4 bytes per module flash
 MODULE_FLASH_GOOD: Final = 0x05
 MODULE_FLASH_BAD: Final = 0x03
-ANALOG_INPUTS: Final = 8  # register map: Scanner_AnalogInputOfMonitorCard, 0x38..0x3F
-_OFF_ANALOG = 0x38
-# Smart modules: see `SmartModule` for where this address and layout come from.
-SMART_MODULE_ADDR: Final = 0x0A000100
+# Smart modules: see `SmartModule` for where the layout comes from.
 SMART_MODULE_RECORD: Final = 16
 SMART_MODULES_MAX: Final = 16
 SMART_MODULE_LEN: Final = SMART_MODULE_RECORD * SMART_MODULES_MAX
 RUN_TIME_INVALID: Final = 0xFFFFFFFF
+
+
+def _sevens(raw: bytes) -> tuple[int | None, ...]:
+    return tuple(_seven(b) for b in raw)
+
+
+# Beside the 3.1.1 fields: NovaStar's register map names 0x38..0x3F, reserved in the spec.
+ANALOG_FIELD: Final = Field("analog_inputs", 0x38, ANALOG_INPUTS, _sevens, "monitor")
 
 
 def decode_analog_inputs(block: bytes) -> tuple[int | None, ...]:
@@ -816,18 +444,17 @@ def decode_analog_inputs(block: bytes) -> tuple[int | None, ...]:
     valid, 7 bits of value", so that rule is applied. No unit is published: the values
     stay raw. All None without a monitoring card (0x20 != FF).
     """
-    d = bytes(block)
-    if len(d) < _OFF_ANALOG + ANALOG_INPUTS or d[_OFF_MONITOR_EXISTS] != MONITOR_PRESENT:
-        return (None,) * ANALOG_INPUTS
-    return tuple(_seven(b) for b in d[_OFF_ANALOG : _OFF_ANALOG + ANALOG_INPUTS])
+    got = decode_fields((_AT["monitor"], ANALOG_FIELD), bytes(block)).get(ANALOG_FIELD.name)
+    return got if got is not None else (None,) * ANALOG_INPUTS
 
 
 def encode_analog_inputs(block: bytes, values: tuple[int | None, ...]) -> bytes:
     """`block` (a 3.1.1 block) with analog inputs 1..8 written in (emulators)."""
-    if len(values) != ANALOG_INPUTS or len(block) < _OFF_ANALOG + ANALOG_INPUTS:
+    f = ANALOG_FIELD
+    if len(values) != ANALOG_INPUTS or len(block) < f.offset + f.size:
         raise UsageError("novastar analog inputs: need 8 values and a 0x100-byte block")
     out = bytearray(block)
-    out[_OFF_ANALOG : _OFF_ANALOG + ANALOG_INPUTS] = bytes(_enc_seven(v) for v in values)
+    out[f.offset : f.offset + f.size] = bytes(_enc_seven(v) for v in values)
     return bytes(out)
 
 
@@ -1008,7 +635,7 @@ def rs485_request(rs485_port: int, payload: bytes) -> bytes:
     """Spec 3.8.1: the bytes written at 0x06000000 to make the function card query an
     external device: RS-485 address (0..3), baud (0 = 115200), two reserved zeros, then
     the device's own command (`MTH300_QUERY`, `NS048C_QUERY`)."""
-    _check_range("rs485_port", rs485_port, RS485_PORTS - 1)
+    check_range("rs485_port", rs485_port, RS485_PORTS - 1)
     return bytes((rs485_port, 0, 0, 0)) + payload
 
 
@@ -1149,8 +776,8 @@ def decode_light_config(data: bytes) -> LightSensorConfig | None:
         sensors=_ff(d[0x01]),
         max_lux=_ff16(d[0x05:0x07]),
         min_lux=_ff16(d[0x07:0x09]),
-        max_brightness_pct=None if d[0x09] == 0xFF and d[0x0A] == 0xFF else _pct(d[0x09]),
-        min_brightness_pct=None if d[0x09] == 0xFF and d[0x0A] == 0xFF else _pct(d[0x0A]),
+        max_brightness_pct=None if d[0x09] == 0xFF and d[0x0A] == 0xFF else brightness_pct(d[0x09]),
+        min_brightness_pct=None if d[0x09] == 0xFF and d[0x0A] == 0xFF else brightness_pct(d[0x0A]),
         segments=_ff(d[0x0B]),
         site=LightSensorSite(site) if site in (0, 1) else None,
         port=_ff(d[0x21]),

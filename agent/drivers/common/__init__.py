@@ -1,0 +1,1 @@
+"""Helpers shared by the Colorlight, NovaStar COEX and Brompton Tessera drivers."""
