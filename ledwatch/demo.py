@@ -1,18 +1,29 @@
 """`ledwatch demo`: the whole chain in one process tree, nothing to install.
 
 embedded MQTT broker (amqtt) <- agent <- three emulated NovaStar controllers (TCP, real
-bytes through the codec) ; broker -> collector -> telemetry store (a local SQLite store,
-or InfluxDB when `--influx-url` is given) -> detection -> tickets (SQLite) -> REST API.
+bytes through the codec) and one NovaStar COEX processor (its HTTP API) ; broker ->
+collector -> telemetry store (a local SQLite store, or InfluxDB when `--influx-url` is
+given) -> detection -> tickets (SQLite) -> REST API.
 
 Faults are scheduled over about four minutes, the first at 15 s; the agent polls every
-2 s, so each fault's ticket opens a few seconds after the fault starts. The timeline is
-data (`SCENARIO`), printed at start.
+2 s, so each fault's ticket opens a few seconds after the fault starts. Two show no
+ticket on purpose: a PSU rail that drifts slowly down but stays above the voltage_low
+level (only the prediction can see it coming), and the COEX processor locked by
+NovaStar's VMP for 40 s (the link reads `held`, not lost; a ticket only if it lasted
+past `controller_held`'s 30 min). The timeline is data (`SCENARIO`), printed at start.
+
+Notifications: `--webhook URL` sends every ticket change as a signed JSON POST (the
+secret from `--webhook-secret-env NAME`, else one made up and printed), `--smtp
+HOST:PORT` as e-mail; both are checked at start, so an unreachable receiver is an error.
+The service desk page is at http://127.0.0.1:<api-port>/desk (log in with the token).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -27,6 +38,13 @@ from ledwatch.broker import EmbeddedBroker
 from ledwatch.errors import LedwatchError
 
 SITE = "acme-arena"
+H = 1 / 3600  # one second, in the hours the prediction settings count in
+# The demo's four minutes stand for the product's days: prediction judges 2-second
+# buckets against a PSU's usual level of the last ~3 minutes. The trend is off (its slope
+# limit is huge): at this time scale any healthy wander is steep.
+DEMO_PREDICT = {"bucket_s": 2, "judge_every": 5, "recent_h": 20 * H, "psu_baseline_h": 200 * H,
+                "psu_min_drop_v": 0.1, "psu_min_slope_v_per_h": 1e6, "hold_h": 10 * H,
+                "clear_h": 120 * H, "reset_after_dark_h": 20 * H}
 AGENT = "control-pc-1"
 DEMO_TOKEN = "demo-admin-token-change-me"
 POLL_INTERVAL_S = 2.0
@@ -35,12 +53,13 @@ POLL_INTERVAL_S = 2.0
 @dataclass(frozen=True)
 class DemoScreen:
     id: str
-    ports: int
-    cards: int
-    psus: int
+    ports: int  # output ports (COEX: outputs)
+    cards: int  # receiving cards (cabinets) per port
+    psus: int  # PSU rails per cabinet (NovaStar monitoring cards; 0 for COEX)
     faults: tuple[str, ...]  # emulator fault specs: kind[@at_s][+duration_s][:target]
     smart_psus: tuple[str, ...] = ()  # Modbus PSUs replacing rails p0c0-psu1, -psu2, ...
     smart_psu_faults: tuple[tuple[int, str, float], ...] = ()  # (slave, fault, at_s)
+    driver: str = "novastar"  # the agent driver, and so the emulator (FAMILIES)
 
 
 SCENARIO: tuple[DemoScreen, ...] = (
@@ -50,10 +69,47 @@ SCENARIO: tuple[DemoScreen, ...] = (
                faults=("psu_sag_then_die@40:p1c3/1", "redundancy_backup@100+60:p1",
                        "signal_lost@150+30")),
     DemoScreen("facade", ports=4, cards=12, psus=2,
-               faults=("over_temp@70:p2c5", "fan_stop@95:p0c7/2", "sensor_fail@130:light",
-                       "link_drop@190+30", "smoke@230+20:p3c0"),
+               faults=("psu_drift@20:p2c1/1", "over_temp@70:p2c5", "fan_stop@95:p0c7/2",
+                       "sensor_fail@130:light", "link_drop@190+30", "smoke@230+20:p3c0"),
                smart_psus=("p0c0-psu1", "p0c0-psu2"), smart_psu_faults=((2, "die", 110.0),)),
+    # A second family beside NovaStar: a COEX processor that NovaStar's VMP locks for
+    # 40 s (link `held`, no ticket), then smoke in one of its cabinets. COEX reports no
+    # PSU; the first cabinet's supply is a smart Modbus PSU, as on the facade.
+    DemoScreen("control-room", ports=2, cards=4, psus=0,
+               faults=("held@60+40", "smoke@160+20:p1c2"), smart_psus=("p0c0-psu1",),
+               driver="novastar-coex"),
 )
+FAMILIES = {"novastar": "NovaStar", "novastar-coex": "NovaStar COEX"}  # driver -> name
+
+
+def _emulate_novastar(screen: DemoScreen) -> tuple[Any, dict[str, Any]]:
+    """A NovaStar emulator on TCP and the agent's `[screens.controller]` for it."""
+    from firmware_protocols.emulators.novastar import NovastarEmulator, parse_fault
+
+    emu = NovastarEmulator(ports=screen.ports, cards=screen.cards, psus=screen.psus,
+                           faults=[parse_fault(f) for f in screen.faults])
+    host, port = emu.serve_tcp("127.0.0.1", 0)
+    return emu, {
+        "driver": "novastar", "url": f"tcp://{host}:{port}", "ports": screen.ports,
+        "cards_per_port": screen.cards, "psus_per_cabinet": screen.psus,
+        # A dropped link is retried at most every 4 s (default ceiling: 60 s), so
+        # the demo shows the controller come back soon after its outage ends.
+        "reconnect_max_s": 4.0}
+
+
+def _emulate_coex(screen: DemoScreen) -> tuple[Any, dict[str, Any]]:
+    """A COEX emulator on HTTP and the agent's `[screens.controller]` for it."""
+    from firmware_protocols.emulators.novastar_coex import CoexEmulator
+
+    emu = CoexEmulator(outputs=screen.ports, cabinets=screen.cards,
+                       faults=[CoexEmulator.parse_fault(f) for f in screen.faults])
+    host, port = emu.serve_http("127.0.0.1", 0)
+    return emu, {
+        "driver": "novastar-coex", "url": f"http://{host}:{port}", "model": "MX40 Pro",
+        "cabinets": screen.ports * screen.cards,
+        # A lock is retried after 5 s, doubling up to 10 s (default ceiling: 60 s), so
+        # the demo shows the link released soon after VMP lets go.
+        "held_backoff_max_s": 10.0, "reconnect_max_s": 4.0}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,16 +126,57 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--influx-bucket", default="ledwatch")
     p.add_argument("--influx-org", default="")
     p.add_argument("--quiet", action="store_true", help="no live status line")
+    n = p.add_argument_group("notifications (docs/notifications.md)")
+    n.add_argument("--webhook", metavar="URL", default=None,
+                   help="POST every ticket change to this URL, signed with HMAC-SHA256")
+    n.add_argument("--webhook-secret-env", metavar="NAME", default=None,
+                   help="environment variable holding the webhook's signing secret (at "
+                        "least 16 characters; default: a random secret, printed at start)")
+    n.add_argument("--smtp", metavar="HOST:PORT", default=None, type=_host_port,
+                   help="e-mail every ticket change through this SMTP server (no TLS/login)")
+    n.add_argument("--smtp-to", metavar="ADDRESS", action="append", default=None,
+                   help="recipient of the e-mails (repeatable; default: desk@example.com)")
+    n.add_argument("--smtp-from", metavar="ADDRESS", default="ledwatch-demo@example.com",
+                   help="sender of the e-mails (default: %(default)s)")
     return p
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. 127.0.0.1:1025, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+WEBHOOK_SECRET_ENV = "LEDWATCH_DEMO_WEBHOOK_SECRET"  # where a made-up secret is put
+
+
+def notify_section(webhook: str | None = None, webhook_secret_env: str | None = None,
+                   smtp: tuple[str, int] | None = None, smtp_to: list[str] | None = None,
+                   smtp_from: str = "ledwatch-demo@example.com") -> dict[str, Any]:
+    """The collector's `[notify]` for the demo's flags: one route to every channel given."""
+    channels: dict[str, Any] = {}
+    if webhook:
+        channels["webhook"] = {"type": "webhook", "url": webhook,
+                               "secret_env": webhook_secret_env or WEBHOOK_SECRET_ENV}
+    if smtp:
+        channels["mail"] = {"type": "smtp", "host": smtp[0], "port": smtp[1],
+                            "sender": smtp_from, "to": smtp_to or ["desk@example.com"]}
+    if not channels:
+        return {}
+    return {"retry_min_s": 1.0, "retry_max_s": 30.0, "channels": channels,
+            "routes": [{"levels": [list(channels)]}]}
 
 
 class Demo:
     """Starts and stops every part in order; usable in-process (the demo test does)."""
 
     def __init__(self, data_dir: Path, api_port: int = 8000,
-                 influx: dict[str, Any] | None = None) -> None:
+                 influx: dict[str, Any] | None = None,
+                 notify: dict[str, Any] | None = None) -> None:
         self.data_dir = data_dir
         self.api_port = api_port
+        self.notify = notify or {}
         self.influx = influx or {"output": "local",
                                  "local_path": str(data_dir / "telemetry.db")}
         self.broker = EmbeddedBroker()
@@ -103,25 +200,18 @@ class Demo:
         from collector.service import Collector, serve_api
         from collector.settings import settings_from_dict
         from collector.tickets.service import TicketService
-        from firmware_protocols.emulators.novastar import NovastarEmulator, parse_fault
 
         self.broker.start()
         self.started = time.monotonic()
+        emulate = {"novastar": _emulate_novastar, "novastar-coex": _emulate_coex}
         screens = []
         for screen in SCENARIO:
-            emu = NovastarEmulator(ports=screen.ports, cards=screen.cards, psus=screen.psus,
-                                   faults=[parse_fault(f) for f in screen.faults])
-            host, port = emu.serve_tcp("127.0.0.1", 0)
+            emu, controller = emulate[screen.driver](screen)
             self.emulators.append(emu)
             entry: dict[str, Any] = {}
             if screen.smart_psus:
                 entry["psus"] = [self._smart_psu_bus(screen)]
-            screens.append({**entry, "id": screen.id, "controller": {
-                "driver": "novastar", "url": f"tcp://{host}:{port}", "ports": screen.ports,
-                "cards_per_port": screen.cards, "psus_per_cabinet": screen.psus,
-                # A dropped link is retried at most every 4 s (default ceiling: 60 s), so
-                # the demo shows the controller come back soon after its outage ends.
-                "reconnect_max_s": 4.0}})
+            screens.append({**entry, "id": screen.id, "controller": controller})
 
         mqtt = {"host": self.broker.host, "port": self.broker.port, "protocol": "3.1.1"}
         collector_settings = settings_from_dict({
@@ -130,12 +220,14 @@ class Demo:
             "database": {"url": f"sqlite:///{self.data_dir / 'tickets.db'}"},
             "api": {"host": "127.0.0.1", "port": self.api_port,
                     "tokens": [{"token": DEMO_TOKEN, "role": "admin"}]},
+            "detect": {"predict": DEMO_PREDICT},
+            "notify": {"desk_url": f"http://127.0.0.1:{self.api_port}/desk", **self.notify},
         })
         self.tickets = TicketService(collector_settings.database.url,
                                      collector_settings.contracts)
         self.tickets.add_listener(self._on_ticket)
         self.collector = Collector(collector_settings, tickets=self.tickets)
-        self.collector.start()
+        self.collector.start(check_channels=bool(self.notify))
         self.collector.wait_connected(10)
         ctx = ApiContext(tickets=self.tickets, screens=self.collector.screens,
                          health=self.collector.health,
@@ -173,7 +265,9 @@ class Demo:
             _print_line(f"{t} TICKET #{change.ticket_id} {change.priority} opened: "
                         f"{change.site}/{change.screen} {change.component} {change.fault}")
         else:
-            _print_line(f"{t} ticket #{change.ticket_id} -> {change.state} "
+            what = change.step or change.state
+            note = f": {change.note}" if change.note else ""
+            _print_line(f"{t} ticket #{change.ticket_id} {what}{note} [{change.state}] "
                         f"({change.site}/{change.screen} {change.component} {change.fault})")
 
     # -- status / stop --------------------------------------------------------------------
@@ -210,6 +304,15 @@ class Demo:
 _status_visible = False
 
 
+def _screens_summary() -> str:
+    """"3 emulated NovaStar screens and 1 NovaStar COEX screen" (from SCENARIO)."""
+    counts: dict[str, int] = {}
+    for screen in SCENARIO:
+        counts[screen.driver] = counts.get(screen.driver, 0) + 1
+    parts = [f"{n} {FAMILIES[d]} screen{'s' if n > 1 else ''}" for d, n in counts.items()]
+    return " and ".join(parts).replace(" ", " emulated ", 1)
+
+
 def _print_line(text: str) -> None:
     """Print a line above the live status line (which is redrawn on the next tick)."""
     global _status_visible
@@ -235,7 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.influx_url:
         influx = {"output": "v2", "url": args.influx_url, "bucket": args.influx_bucket,
                   "org": args.influx_org, "token_env": "LEDWATCH_INFLUX_TOKEN"}
-    demo = Demo(data_dir, api_port=args.api_port, influx=influx)
+    made_secret = None
+    if args.webhook and not args.webhook_secret_env:
+        made_secret = os.environ[WEBHOOK_SECRET_ENV] = secrets.token_urlsafe(24)
+    notify = notify_section(args.webhook, args.webhook_secret_env, args.smtp, args.smtp_to,
+                            args.smtp_from)
+    demo = Demo(data_dir, api_port=args.api_port, influx=influx, notify=notify)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -243,12 +351,14 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    print("LEDwatch demo: embedded broker, 3 emulated NovaStar screens, agent, collector, API")
+    print(f"LEDwatch demo: embedded broker, {_screens_summary()}, agent, collector, API")
     for screen in SCENARIO:
-        print(f"  screen {SITE}/{screen.id}: {screen.ports} port(s) x {screen.cards} cards; "
-              f"faults: {', '.join(screen.faults)}")
+        family = "" if screen.driver == "novastar" else f"{FAMILIES[screen.driver]}, "
+        print(f"  screen {SITE}/{screen.id}: {family}{screen.ports} port(s) x {screen.cards} "
+              f"cards; faults: {', '.join(screen.faults)}")
         if screen.smart_psus:
-            faults = ", ".join(f"{k}@{t:g}:slave {n}" for n, k, t in screen.smart_psu_faults)
+            faults = ", ".join(f"{k}@{t:g}:slave {n}"
+                               for n, k, t in screen.smart_psu_faults) or "none"
             print(f"    smart Modbus PSUs {', '.join(screen.smart_psus)}; faults: {faults}")
     try:
         demo.start()
@@ -256,9 +366,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ledwatch demo: could not start: {exc}", file=sys.stderr)
         demo.stop()
         return 1
-    print(f"  API: http://127.0.0.1:{args.api_port}/api/v1/tickets  (OpenAPI: "
-          f"http://127.0.0.1:{args.api_port}/docs), header 'Authorization: Bearer "
-          f"{DEMO_TOKEN}'")
+    base = f"http://127.0.0.1:{args.api_port}"
+    print(f"  service desk: {base}/desk  (log in with the token {DEMO_TOKEN})")
+    print(f"  API: {base}/api/v1/tickets  (OpenAPI: {base}/docs), header "
+          f"'Authorization: Bearer {DEMO_TOKEN}'")
+    if args.webhook:
+        how = (f"secret {made_secret} (made up; give --webhook-secret-env NAME to choose)"
+               if made_secret else f"secret from ${args.webhook_secret_env}")
+        print(f"  webhook: every ticket change POSTed to {args.webhook}, signed with {how}")
+    if args.smtp:
+        print(f"  e-mail: every ticket change via {args.smtp[0]}:{args.smtp[1]} to "
+              f"{', '.join(args.smtp_to or ['desk@example.com'])}")
     print(f"  data: {data_dir}   Ctrl-C stops everything.")
     tty = sys.stdout.isatty() and not args.quiet
     last_plain = 0.0

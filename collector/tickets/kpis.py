@@ -45,6 +45,11 @@ class Kpis:
     onsite_breaches: int = 0
 
 
+def _unfixed_at(t: Ticket, ts_ms: int) -> bool:
+    done = [v for v in (t.cleared_ms, t.resolved_ms, t.closed_ms) if v is not None]
+    return not done or min(done) > ts_ms
+
+
 def month_bounds(month: str) -> tuple[int, int]:
     """`YYYY-MM` -> [start, end) in ms, UTC."""
     try:
@@ -128,10 +133,14 @@ def compute_kpis(
         for t in resp_pop
         if t.acknowledged_ms is not None and t.acknowledged_ms <= t.response_due_ms
     )
+    # The on-site promise is for faults remote help did not fix: a ticket counts when the
+    # engineer arrived, or when it was still unfixed (not cleared, resolved or closed) at
+    # its on-site deadline, dispatched or not: the same tickets `onsite_breaches` counts.
     onsite_pop = [
         t
         for t in started
-        if t.dispatched_ms is not None and (t.arrived_ms is not None or t.onsite_due_ms <= now_ms)
+        if t.arrived_ms is not None
+        or (t.onsite_due_ms <= now_ms and _unfixed_at(t, t.onsite_due_ms))
     ]
     onsite_ok = sum(
         1 for t in onsite_pop if t.arrived_ms is not None and t.arrived_ms <= t.onsite_due_ms

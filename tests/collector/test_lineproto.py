@@ -53,7 +53,7 @@ def test_types_are_stable() -> None:
         assert isinstance(fields["temp_c"], float)
         assert isinstance(fields["module_faults"], int)
         assert isinstance(fields["online"], bool)
-    assert "temp_c=50," in lines[0] and "module_faults=7i" in lines[1]
+    assert "temp_c=50.0," in lines[0] and "module_faults=7i" in lines[1]
 
 
 def test_nulls_are_omitted_and_empty_points_dropped() -> None:
