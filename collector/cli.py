@@ -54,6 +54,7 @@ def run(settings: CollectorSettings, stop: threading.Event) -> int:
         collector.start()
         if settings.api.enabled:
             from collector.api.app import ApiContext
+            from collector.reports.source import ReportSource
 
             ctx = ApiContext(
                 tickets=tickets,
@@ -62,6 +63,7 @@ def run(settings: CollectorSettings, stop: threading.Event) -> int:
                 metrics_text=collector.metrics_text,
                 tokens=settings.api.resolve_tokens(),
                 delivery=collector.delivery,
+                reports=ReportSource.from_settings(settings),
             )
             api = serve_api(ctx, settings.api.host, settings.api.port)
             log.info("API on %s (OpenAPI at /docs)", api.url)

@@ -106,9 +106,14 @@ class Collector:
         self._give_up = threading.Event()  # stop() ran out of time: leave unacked
         self._thread: threading.Thread | None = None
         self._writer_ok = False
+        self.sender: Any = None  # collector.notify.sender.Sender, when [notify] has channels
         if tickets is not None:
             tickets.add_listener(self._on_ticket_change)
             self._restore_detector()
+            if settings.notify.channels and tickets.router is None:
+                from collector.notify.routing import Router
+
+                tickets.router = Router(settings.notify)
             if settings.maintenance:
                 added = tickets.sync_windows(settings.maintenance)
                 log.info("maintenance windows from the config: %d new", added)
@@ -135,17 +140,55 @@ class Collector:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Connect the sink (failures are retried by the loop) and the broker, start the loop."""
+    def start(self, check_channels: bool = True) -> None:
+        """Connect the sink (failures are retried by the loop) and the broker, start the loop.
+
+        With notification channels configured, each is checked first (an unreachable
+        one is a ConfigError naming it) and the sender starts delivering the outbox.
+        """
         try:
             self.writer.connect()
         except Exception as exc:
             raise WriteError(
                 f"cannot set up the {self.settings.influx.output} sink: {exc}", retryable=False
             ) from exc
+        if self.tickets is not None and self.settings.notify.channels:
+            self._start_sender(check_channels)
         self._thread = threading.Thread(target=self._run, name="collector-writer", daemon=True)
         self._thread.start()
         self.consumer.start()
+
+    def _start_sender(self, check: bool) -> None:
+        from collector.notify.build import build_channels, check_channels
+        from collector.notify.sender import Sender
+        from collector.tickets.outbox import SqlOutbox
+        from ledwatch.errors import ConfigError
+
+        tickets = self.tickets
+
+        def open_tickets() -> list[dict[str, Any]]:
+            import dataclasses
+
+            from collector.tickets.service import TicketFilter
+
+            found, _ = tickets.list(TicketFilter(open_only=True), limit=1000)
+            return [dataclasses.asdict(t) for t in found]
+
+        channels = build_channels(self.settings.notify, open_tickets=open_tickets,
+                                  clock_ms=self._clock_ms)
+        if check:
+            problems = check_channels(self.settings.notify, channels)
+            if problems:
+                for channel in channels.values():
+                    channel.close()
+                raise ConfigError("; ".join(problems))
+        # The claim owner is the MQTT client id, fixed per collector: restarted, it takes
+        # back at once what it held when it died; another collector waits for the lease.
+        store = SqlOutbox(tickets.engine, owner=self.settings.mqtt.client_id)
+        self.sender = Sender(store, channels, self._clock_ms, self.settings.notify)
+        self.sender.start()
+        log.info("notifications: %d channel(s), %d route(s)", len(channels),
+                 len(self.settings.notify.routes))
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop taking messages, store and ack what was taken, then disconnect.
@@ -164,6 +207,8 @@ class Collector:
             self._give_up.set()
             self._thread.join(5.0)
         self.save_detector_state()
+        if self.sender is not None:
+            self.sender.stop()
         self.consumer.stop()
         self.writer.close()
         self._thread = None
@@ -184,8 +229,15 @@ class Collector:
             except Exception:
                 database = False
         snap = self.metrics.snapshot()
+        parts: dict[str, Any] = {}
+        notify_ok = True
+        if self.sender is not None:
+            stats = self.sender.stats()
+            notify_ok = not stats["down"] and stats["running"]
+            parts["notify"] = {"ok": notify_ok, **stats}
         return {
-            "status": "ok" if broker and influx and database else "degraded",
+            "status": "ok" if broker and influx and database and notify_ok else "degraded",
+            **parts,
             "broker": {
                 "ok": broker,
                 "host": self.settings.mqtt.host,
@@ -198,7 +250,10 @@ class Collector:
         }
 
     def metrics_text(self) -> str:
-        return self.metrics.render()
+        text: str = self.metrics.render()
+        if self.sender is not None:
+            text += self.sender.metrics_text()
+        return text
 
     def status_line(self) -> str:
         s = self.metrics.snapshot()
@@ -210,6 +265,7 @@ class Collector:
             f"stored_points={s['stored_points']} dead_letters={sum(dead.values())} "
             f"pending={s['pending']} findings={s['findings']} seq_gaps={s['seq_gaps']} "
             f"seq_missing={s['seq_missing']} seq_duplicates={s['seq_duplicates']}"
+            + ("" if self.sender is None else f" {self.sender.status_text()}")
         )
 
     # -- paho thread ----------------------------------------------------------------------
@@ -230,6 +286,8 @@ class Collector:
         line = ticket_line(change)
         with self._ticket_lock:
             self._ticket_lines.append(line)
+        if self.sender is not None:
+            self.sender.wake()  # its outbox rows are committed: deliver now, not next second
 
     # -- writer loop ----------------------------------------------------------------------
 

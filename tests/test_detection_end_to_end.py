@@ -216,6 +216,7 @@ def test_a_maintenance_window_suppresses_records_and_lets_go(desk: dict[str, Any
         assert time.monotonic() < deadline, "no ticket after the window ended"
         time.sleep(0.2)
     assert got[0]["opened_ms"] == utc("2026-01-12T09:50")
-    assert [h["step"] for h in got[0]["history"]] == ["open", "unsuppress"]
+    # (its deadlines lie in the past too: the SLA tick records them as breached next)
+    assert [h["step"] for h in got[0]["history"]][:2] == ["open", "unsuppress"]
     again = copy.deepcopy(api.get(f"/api/v1/maintenance/{wid}").json())
     assert again["suppressed"][0]["ticket_id"] == got[0]["id"]

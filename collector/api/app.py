@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
 from collector.api.context import ApiContext
 from collector.api.deps import check_tokens
+from collector.api.desk import router as desk_router
 from collector.api.errors import install_handlers
-from collector.api.routes import delivery, health, kpis, maintenance, screens, tickets
+from collector.api.routes import delivery, health, kpis, maintenance, reports, screens, tickets
 
 __all__ = ["ApiContext", "create_app"]
 
@@ -29,4 +31,12 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(kpis.router)
     app.include_router(delivery.router)
     app.include_router(maintenance.router)
+    app.include_router(reports.router)
+    app.include_router(desk_router)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        """People who type the collector's address want the service desk."""
+        return RedirectResponse("/desk", status_code=307)
+
     return app

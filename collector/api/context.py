@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.delivery import DeliveryTracker
+from collector.reports.source import ReportSource
 from collector.state import ScreenDirectory
 from collector.tickets.service import TicketService
 
@@ -22,3 +23,6 @@ class ApiContext:
     tokens: dict[str, str]  # bearer token -> role (viewer | engineer | admin)
     # Seq accounting of the collector (GET /api/v1/delivery); None: not served.
     delivery: DeliveryTracker | None = None
+    # Where inspection reports read history (GET /api/v1/reports/...); None: reports
+    # without history charts. The collector passes ReportSource.from_settings(settings).
+    reports: ReportSource | None = None

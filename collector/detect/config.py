@@ -133,6 +133,7 @@ class PredictSettings(_Section):
 
     enabled: bool = True
     bucket_s: float = Field(default=600.0, ge=1, le=3600)
+    judge_every: int = Field(default=6, ge=1, le=1000)  # buckets between two judgements
     min_peers: int = Field(default=4, ge=2)
     # PSU output voltage (psu_degrading)
     psu_fail_v: float = 4.6  # the level whose crossing the trend predicts
@@ -142,7 +143,7 @@ class PredictSettings(_Section):
     psu_horizon_h: float = Field(default=168.0, gt=0)
     psu_baseline_h: float = Field(default=72.0, gt=0)  # time constant of a PSU's usual level
     reset_after_dark_h: float = Field(default=1.0, gt=0)  # dark alone this long: replaced
-    psu_trend_window_h: float = Field(default=24.0, ge=2)
+    psu_trend_window_h: float = Field(default=24.0, gt=0)
     # cabinet temperature (running_hot)
     hot_min_delta_c: float = Field(default=6.0, gt=0)
     hot_z: float = Field(default=4.0, gt=0)

@@ -107,6 +107,7 @@ class Detector:
     settings: DetectSettings = field(default_factory=DetectSettings)
     vectorised: bool = True  # False: the poll-by-poll reference machine (tests)
     stale: int = 0  # snapshots not newer than one already judged: stored, not judged
+    errors: int = 0  # screen batches detection failed on (logged with the traceback)
     forecasts: list[Forecast] = field(default_factory=list)  # drained by the caller
     _screens: dict[tuple[str, str], _Screen] = field(default_factory=dict)
     _agents: dict[tuple[str, str], _Agent] = field(default_factory=dict)
@@ -129,7 +130,12 @@ class Detector:
     def process_batches(self, batches: Iterable[ScreenBatch]) -> list[Finding]:
         out: list[Finding] = []
         for batch in batches:
-            out += self._judge(batch)
+            try:
+                out += self._judge(batch)
+            except Exception:  # one screen's odd payload must not blind the others
+                self.errors += 1
+                log.exception("detection failed on %s/%s (%d snapshots); its state is kept",
+                              batch.site, batch.screen, len(batch))
             out += self._agents_seen(batch)
         out.sort(key=lambda f: f.ts_ms)
         return out

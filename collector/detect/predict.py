@@ -1,8 +1,8 @@
 """Seeing failure coming: peer comparison and trend over bucketed history (pure).
 
 Readings are averaged into buckets (`bucket_s`, 10 min), kept for a little over a day
-per element, and judged when a bucket closes (every sixth bucket: the conditions are
-about hours, not minutes):
+per element, and judged when a bucket closes (every `judge_every`-th bucket, hourly by
+default: the conditions are about hours, not minutes):
 
 * PSU output voltage, relative to the screen's median of the same bucket (the common
   part, brightness and load, cancels out; with fewer than `min_peers` PSUs the raw
@@ -41,7 +41,6 @@ from collector.detect.config import PredictSettings
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 MS_PER_H = 3_600_000
-EVAL_EVERY = 6  # buckets between two judgements (an hour of 10 min buckets)
 
 
 def colmedian(a: FloatArray) -> FloatArray:
@@ -169,7 +168,7 @@ class Series:
         """Accumulate (T, n) values; each time a bucket closes that is due, `judge` the
         history as it stands then. Returns (poll index, judgement) pairs."""
         out: list[tuple[int, Judgement]] = []
-        if len(ts) == 0:
+        if len(ts) == 0 or self.n == 0:  # a family that reports no PSUs or cabinets
             return out
         bucket_ms = int(p.bucket_s * 1000)
         if int(ts[0]) // bucket_ms == self.bucket == int(ts[-1]) // bucket_ms:
@@ -207,7 +206,7 @@ class Series:
             if segments[i] < 0 or not known[i]:
                 continue
             self._close(segments[i], means[i], float(common[i]), alpha, reset)
-            if self.closed % EVAL_EVERY == 0:
+            if self.closed % p.judge_every == 0:
                 row = int(starts[i + 1])
                 out += [(row, j) for j in judge(self, int(ts[row]))]
         self.bucket = segments[-1]
@@ -260,8 +259,8 @@ def judge_psus(s: Series, now_ms: int, p: PredictSettings) -> list[Judgement]:
         peer = ((drop >= p.psu_min_drop_v) & (drop >= p.psu_drop_z * scale) & now_low
                 & (s.n >= p.min_peers))
         trend = (slope <= -p.psu_min_slope_v_per_h) & (hours <= p.psu_horizon_h) & now_low
-    hold = max(1, round(p.hold_h / (bucket_h * EVAL_EVERY)))
-    clear = max(1, round(p.clear_h / (bucket_h * EVAL_EVERY)))
+    hold = max(1, round(p.hold_h / (bucket_h * p.judge_every)))
+    clear = max(1, round(p.clear_h / (bucket_h * p.judge_every)))
     opened, cleared = s._step(peer | trend, ~np.isnan(now_rel), hold, clear)
     out = []
     for i in map(int, np.flatnonzero(opened | cleared | (s.flagged & trend))):
@@ -303,8 +302,8 @@ def judge_temps(s: Series, now_ms: int, p: PredictSettings) -> list[Judgement]:
     scale = _robust_scale(dev, 0.5)
     with np.errstate(invalid="ignore"):
         cond = (dev >= p.hot_min_delta_c) & (dev >= p.hot_z * scale)
-    hold = max(1, round(p.hold_h / (bucket_h * EVAL_EVERY)))
-    clear = max(1, round(p.clear_h / (bucket_h * EVAL_EVERY)))
+    hold = max(1, round(p.hold_h / (bucket_h * p.judge_every)))
+    clear = max(1, round(p.clear_h / (bucket_h * p.judge_every)))
     opened, cleared = s._step(cond, ~np.isnan(dev), hold, clear)
     level = colmedian(s.rows(s.level, recent))
     out = []

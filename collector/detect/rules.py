@@ -16,9 +16,10 @@ instead of flipping across it every poll. Flags use 0.5 as both levels.
 Everything in `Rule` except the identity fields (name, fault, section, reading, op,
 dark, hides) is a default that the collector config overrides per fleet, site or screen
 (`[detect.rules.<name>]`, `[detect.sites.<site>.rules.<name>]`, ...). The defaults:
-single-poll glitches never open (hold >= 2); smoke and signal loss open fastest (2
-polls); a card must stay missing for 3 polls; analog faults clear only past a clearing
-level (4.6 V opens voltage_low, it clears above 4.7 V, not at 4.61).
+single-poll glitches never open (flags hold >= 2 polls; analog readings open when their
+4-poll median is past the threshold, which one poll cannot move); smoke, signal loss and a
+dark cabinet open on their second poll; analog faults clear only past a clearing level
+(4.6 V opens voltage_low, it clears above 4.7 V, not at 4.61).
 """
 
 from __future__ import annotations
@@ -142,39 +143,39 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule("layout_mismatch", Fault.LAYOUT_MISMATCH, _C, "layout_ok", _F, hold_polls=4,
          dark=True),
     Rule("controller_temp_high", Fault.TEMP_HIGH, _C, "temp_c", _A, 75.0, 70.0,
-         smooth_polls=4, hold_polls=2),
+         smooth_polls=4, hold_polls=1),
     # -- receiving cards (one element per cabinet) ---------------------------------------
     # A cabinet missing 2 polls in a row, or 2 of 5 (a cable that keeps dropping out).
     Rule("card_offline", Fault.CARD_OFFLINE, _K, "online", _F, hold_polls=2, hold_of=5,
          dark=True, hides=True),
     Rule("module_fault", Fault.MODULE_FAULT, _K, "module_faults", _A, 0.5),
     Rule("card_temp_high", Fault.TEMP_HIGH, _K, "temp_c", _A, 75.0, 70.0, smooth_polls=4,
-         hold_polls=2),
+         hold_polls=1),
     Rule("card_fan_stopped", Fault.FAN_STOPPED, _K, "fan_rpm", _B, 300.0, 500.0,
-         smooth_polls=4, hold_polls=2),
+         smooth_polls=4, hold_polls=1),
     Rule("door_open", Fault.DOOR_OPEN, _K, "door_open", _T, hold_polls=2, clear_polls=2),
     Rule("smoke", Fault.SMOKE, _K, "smoke", _T, hold_polls=2),
     Rule("card_humidity_high", Fault.HUMIDITY_HIGH, _K, "humidity_pct", _A, 90.0, 85.0,
-         smooth_polls=4, hold_polls=2),
+         smooth_polls=4, hold_polls=1),
     # -- power supplies (one element per PSU; unknown while their cabinet is dark) -------
-    Rule("psu_failed", Fault.PSU_FAILED, _P, "vout_ok", _B, 3.5, 4.5, hold_polls=2,
+    Rule("psu_failed", Fault.PSU_FAILED, _P, "vout_ok", _B, 3.5, 4.5, hold_polls=1,
          smooth_polls=4, dark=True),
     Rule("voltage_low", Fault.VOLTAGE_LOW, _P, "vout_v", _B, 4.6, 4.7, smooth_polls=4,
-         hold_polls=2, dark=True),
+         hold_polls=1, dark=True),
     Rule("psu_temp_high", Fault.TEMP_HIGH, _P, "temp_c", _A, 75.0, 70.0, smooth_polls=4,
-         hold_polls=2),
+         hold_polls=1),
     Rule("psu_fan_stopped", Fault.FAN_STOPPED, _P, "fan_rpm", _B, 300.0, 500.0,
-         smooth_polls=4, hold_polls=2),
+         smooth_polls=4, hold_polls=1),
     # -- the screen's own sensors (judged only for what no cabinet reports) --------------
     Rule("env_temp_high", Fault.TEMP_HIGH, _E, "temp_c", _A, 75.0, 70.0, smooth_polls=4,
-         hold_polls=2),
+         hold_polls=1),
     Rule("env_fan_stopped", Fault.FAN_STOPPED, _E, "fan_rpm", _B, 300.0, 500.0,
-         smooth_polls=4, hold_polls=2, unless_cards="fan_rpm"),
+         smooth_polls=4, hold_polls=1, unless_cards="fan_rpm"),
     Rule("env_door_open", Fault.DOOR_OPEN, _E, "door_open", _T, hold_polls=2,
          clear_polls=2, unless_cards="door_open"),
     Rule("env_smoke", Fault.SMOKE, _E, "smoke", _T, hold_polls=2, unless_cards="smoke"),
     Rule("env_humidity_high", Fault.HUMIDITY_HIGH, _E, "humidity_pct", _A, 90.0, 85.0,
-         smooth_polls=4, hold_polls=2, unless_cards="humidity_pct"),
+         smooth_polls=4, hold_polls=1, unless_cards="humidity_pct"),
 )
 
 RULES_BY_NAME: Final[dict[str, Rule]] = {r.name: r for r in RULES}

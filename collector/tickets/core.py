@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import orjson
-from sqlalchemy import Connection, Row, and_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from collector.detect.findings import Fault, Priority
@@ -130,6 +130,11 @@ class TicketCore:
         self.router = router
 
     # -- plumbing ---------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        """The database engine (the notification outbox shares it)."""
+        return self._engine
+
     def add_listener(self, fn: Callable[[TicketChange], None]) -> None:
         """`fn` is called after commit for every state change (findings and API alike)."""
         self._listeners.append(fn)

@@ -222,7 +222,61 @@ notifications = Table(
     Column("next_attempt_ms", Ms, nullable=True),  # NULL with delivered_ms NULL: given up
     Column("delivered_ms", Ms, nullable=True),
     Column("last_error", Text, nullable=True),
+    # Which collector is sending it now, until when (several collectors on one PostgreSQL
+    # must not send a row at the same time; a claim that lapses is taken over).
+    Column("claimed_by", String(128), nullable=True),
+    Column("claimed_until", Ms, nullable=True),
     Index("ix_notifications_due", "delivered_ms", "next_attempt_ms"),
+)
+
+# The installed base (issue 9), from telemetry: every component with its model and how
+# many parts it counts (a receiving card's modules, a PSU), per site and screen.
+components = Table(
+    "components",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site", String(64), nullable=False),
+    Column("screen", String(64), nullable=False),
+    Column("component", String(128), nullable=False),  # card/p0c1, psu/p0c1-psu1, ...
+    Column("kind", String(32), nullable=False),  # receiving_card | module | psu | smart_psu
+    Column("model", String(128), nullable=False),
+    Column("quantity", Integer, nullable=False, default=1),
+    Column("seen_ms", Ms, nullable=False),
+    UniqueConstraint("site", "screen", "component", "kind", name="uq_components_part"),
+    Index("ix_components_kind_model", "kind", "model"),
+)
+
+# Spare parts used on a repair, recorded with the resolve step.
+parts_used = Table(
+    "parts_used",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False, index=True),
+    Column("site", String(64), nullable=False),
+    Column("screen", String(64), nullable=False),
+    Column("component", String(128), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("ts_ms", Ms, nullable=False, index=True),
+)
+
+# Proactive care (DOMAIN.md): quarterly remote inspections and follow-up contacts every
+# two months after acceptance, scheduled per screen; doing one is a recorded step.
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site", String(64), nullable=False),
+    Column("screen", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # inspection | follow_up
+    Column("due_ms", Ms, nullable=False),
+    Column("done_ms", Ms, nullable=True),
+    Column("done_by", String(128), nullable=True),
+    Column("note", Text, nullable=False, default=""),
+    Column("report", Text, nullable=True),  # where the inspection report was written
+    Column("notified_ms", Ms, nullable=True),
+    UniqueConstraint("site", "screen", "kind", "due_ms", name="uq_tasks_due"),
+    Index("ix_tasks_due_ms", "due_ms"),
 )
 
 # Detection's rolling state (pending counts, bucketed history, flapping), saved so a
