@@ -1,6 +1,9 @@
 """`ledwatch agent --config agent.toml [--check-config] [--once]`.
 
-Exit codes: 0 ok, 1 a check or the final drain failed, 2 bad usage or configuration.
+Exit codes: 0 ok, 1 a check or the final drain failed, 2 bad usage or configuration
+(including a config file in an encoding other than UTF-8 / UTF-16, a data or log folder
+that cannot be written, a metrics port that cannot be opened): one line on stderr that
+names the file, folder or key and what to do, never a traceback.
 Ctrl-C, SIGTERM (systemd) and SIGBREAK (a Windows console service) stop the agent
 cleanly: polls end, the retained offline status is published, the outbox is closed.
 """
@@ -16,12 +19,13 @@ import threading
 import time
 from types import FrameType
 
-from agent.drivers.modbus_psu.reader import ModbusPsuReader
+from agent.drivers.base import LinkState, PsuSource
 from agent.runtime import (
     Agent,
     build_drivers,
-    build_psu_readers,
+    build_psu_sources,
     cards_answering,
+    check_folders,
     remove_logging,
     setup_logging,
     status_line,
@@ -56,9 +60,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def check_config(settings: AgentSettings) -> int:
-    """Open each controller and poll it once; print one line per screen; 0 if all answer."""
+    """Open each controller and poll it once; print one line per screen; 0 if all answer.
+
+    A link held by another client (NovaLCT, say) is reported HELD and fails the check:
+    the agent could not read the controller, though it is likely fine."""
     drivers = build_drivers(settings)
-    psu_readers = build_psu_readers(settings)
+    psu_sources = build_psu_sources(settings)
     failed = 0
     for screen in settings.screens:
         driver = drivers[screen.id]
@@ -73,34 +80,36 @@ def check_config(settings: AgentSettings) -> int:
             error = f" ({exc!r})"
             reading = unreadable(repr(exc))
         online, total = cards_answering(reading)
-        ok = reading.link != "down" and bool(reading.controller.get("online"))
+        ok = reading.link not in (LinkState.DOWN, LinkState.HELD)
+        ok = ok and bool(reading.controller.get("online"))
         failed += not ok
+        verdict = "OK" if ok else "HELD" if reading.link is LinkState.HELD else "FAIL"
         print(
-            f"screen {screen.id}: {'OK' if ok else 'FAIL'} link {reading.link}, "
+            f"screen {screen.id}: {verdict} link {reading.link}, "
             f"{online}/{total} cards answering, {reading.errors} errors{error}"
         )
-        for index, reader in enumerate(psu_readers.get(screen.id, [])):
-            bus_ok = _check_psu_bus(reader)
+        for index, source in enumerate(psu_sources.get(screen.id, [])):
+            bus_ok = _check_psu_bus(source)
             failed += not bus_ok
-            print(f"  psus[{index}] {reader.options.url}: {'OK' if bus_ok else 'FAIL'} "
-                  f"{reader.last_answered}/{len(reader.options.units)} units answering")
+            print(f"  psus[{index}] {source.describe()}: {'OK' if bus_ok else 'FAIL'} "
+                  f"{source.last_answered}/{len(source.ids)} units answering")
     verdict = "OK" if not failed else f"{failed} failing link(s)"
     print(f"config {verdict}: {len(settings.screens)} screen(s) checked, nothing published")
     return 1 if failed else 0
 
 
-def _check_psu_bus(reader: ModbusPsuReader) -> bool:
-    """One read of a Modbus PSU bus; OK when every configured unit answered."""
+def _check_psu_bus(source: PsuSource) -> bool:
+    """One read of a PSU bus; OK when every configured unit answered."""
     try:
-        reader.open()
+        source.open()
         try:
-            reader.read()
+            source.read()
         finally:
-            reader.close()
+            source.close()
     except Exception:  # a bus that cannot even open is a failed check, not a crash
         log.debug("psu bus check failed", exc_info=True)
         return False
-    return reader.last_answered == len(reader.options.units)
+    return source.last_answered == len(source.ids)
 
 
 def _install_signals(stop: threading.Event) -> None:
@@ -120,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"ledwatch agent: {exc}", file=sys.stderr)
+        return 2
+    try:
+        # Before logging starts: the log file's folder is one of them.
+        check_folders(settings, create=not args.check_config)
     except ConfigError as exc:
         print(f"ledwatch agent: {exc}", file=sys.stderr)
         return 2
@@ -158,7 +173,11 @@ def _run(settings: AgentSettings, once: bool, timeout_s: float) -> int:
         return 0 if ok else 1
     stop = threading.Event()
     _install_signals(stop)
-    agent.start()
+    try:
+        agent.start()
+    except ConfigError:  # the metrics port could not be opened: nothing runs yet
+        agent.stop()
+        raise
     try:
         interval = settings.agent.status_interval_s
         next_status = time.monotonic() + min(5.0, interval)

@@ -11,7 +11,6 @@ the same code runs as a Windows service.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import logging.handlers
 import math
@@ -20,17 +19,18 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agent.drivers import create_driver
-from agent.drivers.base import Driver, LinkState, ScreenReading
-from agent.drivers.modbus_psu.reader import COLUMNS as PSU_COLUMNS
-from agent.drivers.modbus_psu.reader import ModbusPsuReader
+from agent.drivers import create_driver, create_psu_source
+from agent.drivers.base import Driver, LinkState, PsuSource, ScreenReading
+from agent.metrics import MetricsServer, render
 from agent.outbox.base import Kind, Outbox
 from agent.outbox.sqlite import SqliteOutbox
 from agent.publisher import Publisher
+from agent.reading import finish, silent_source
 from agent.settings import AgentSettings, ScreenSection
-from agent.snapshot import build_events, build_snapshot, encode, merge_psus, psu_events
+from agent.snapshot import build_events, build_snapshot, encode
 from ledwatch import contract
 from ledwatch.errors import ConfigError
+from ledwatch.files import check_writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,16 @@ def remove_logging(handlers: list[logging.Handler]) -> None:
         handler.close()
 
 
+def check_folders(settings: AgentSettings, create: bool = True) -> None:
+    """The data folder and the log file's folder can be written (created if `create`;
+    a config check leaves nothing behind); else `ConfigError` naming the folder and
+    what to do, e.g. `agent.data_dir /var/x: permission denied: run as a user that can
+    write it or set agent.data_dir`."""
+    check_writable_dir(settings.agent.data_dir, "agent.data_dir", create)
+    if settings.agent.log_file is not None:
+        check_writable_dir(settings.agent.log_file.parent, "agent.log_file", create)
+
+
 def build_drivers(settings: AgentSettings) -> dict[str, Driver]:
     """One driver per screen; a driver's `ConfigError` is re-raised naming the full key."""
     drivers: dict[str, Driver] = {}
@@ -86,28 +96,17 @@ def build_drivers(settings: AgentSettings) -> dict[str, Driver]:
     return drivers
 
 
-def build_psu_readers(settings: AgentSettings) -> dict[str, list[ModbusPsuReader]]:
-    """One reader per `[[screens.psus]]` bus (options already validated at load)."""
+def build_psu_sources(settings: AgentSettings) -> dict[str, list[PsuSource]]:
+    """One source per `[[screens.psus]]` bus (options validated at load by their family)."""
     return {
-        screen.id: [
-            ModbusPsuReader(bus, prefix=f"screens[{i}].psus[{b}]")
-            for b, bus in enumerate(screen.psus)
-        ]
-        for i, screen in enumerate(settings.screens)
+        screen.id: [create_psu_source(bus) for bus in screen.psu_options()]
+        for screen in settings.screens
     }
 
 
-def silent_bus(reader: ModbusPsuReader) -> dict[str, list[Any]]:
-    """The `psus` columns of a bus that could not be read at all: ids known, values null."""
-    units = reader.options.units
-    cols: dict[str, list[Any]] = {k: [None] * len(units) for k in PSU_COLUMNS}
-    cols["id"] = [u.id for u in units]
-    cols["card"] = [u.card for u in units]
-    return cols
-
-
 def unreadable(reason: str) -> ScreenReading:
-    """What the agent reports when it could not read a controller at all."""
+    """What the agent reports when it could not read a controller at all (the poller
+    finishes it like any reading, with its PSU buses)."""
     return ScreenReading(
         controller={"online": False, "error": reason},
         cards={},
@@ -131,15 +130,15 @@ class ScreenPoller:
         agent: Agent,
         screen: ScreenSection,
         driver: Driver,
-        psu_readers: Sequence[ModbusPsuReader] = (),
+        psu_sources: Sequence[PsuSource] = (),
     ) -> None:
         self.agent = agent
         self.screen = screen.id
         self.driver = driver
-        self.psu_readers = list(psu_readers)
-        self._bus_open = [False] * len(self.psu_readers)
-        self._smart_ids = [u.id for r in self.psu_readers for u in r.options.units]
-        self._last_psus: dict[str, list[Any]] | None = None
+        self.psu_sources = list(psu_sources)
+        self._bus_open = [False] * len(self.psu_sources)
+        self._smart_ids = [ident for src in self.psu_sources for ident in src.ids]
+        self._last: ScreenReading | None = None  # the last finished reading
         self.topic = contract.telemetry_topic(agent.settings.agent.site, screen.id)
         self.event_topic = contract.event_topic(agent.settings.agent.site, screen.id)
         self.polls = 0
@@ -175,28 +174,29 @@ class ScreenPoller:
 
     def _shutdown(self) -> None:
         self._close()
-        for b, reader in enumerate(self.psu_readers):
+        for b, source in enumerate(self.psu_sources):
             if self._bus_open[b]:
                 self._bus_open[b] = False
                 try:
-                    reader.close()
+                    source.close()
                 except Exception:
                     log.exception("screen %s: psus[%d] close failed", self.screen, b)
 
     def read(self) -> ScreenReading:
-        """The controller, then every smart-PSU bus; never raises."""
+        """The controller, then every PSU source, finished into one reading (merged PSU
+        rows, edge events against the last poll: agent/reading.py); never raises."""
         reading = self._read_controller()
-        if self.psu_readers:
-            reading = self._with_smart_psus(reading)
-        return reading
+        buses = [self._read_bus(b, s) for b, s in enumerate(self.psu_sources)]
+        self._last = finish(reading, buses, self._last)
+        return self._last
 
-    def _read_bus(self, b: int, reader: ModbusPsuReader) -> dict[str, list[Any]]:
+    def _read_bus(self, b: int, source: PsuSource) -> dict[str, list[Any]]:
         """One bus; a failure is counted and gives null rows, the poll goes on."""
         try:
             if not self._bus_open[b]:
-                reader.open()  # an unreachable bus is not raised: read() retries it
+                source.open()  # an unreachable bus is not raised: read() retries it
                 self._bus_open[b] = True
-            cols = reader.read()
+            cols = source.read()
         except Exception as exc:
             self.poll_errors += 1
             self.last_error = f"psus[{b}] read failed: {exc!r}"
@@ -204,23 +204,12 @@ class ScreenPoller:
                           self.screen, b)  # fmt: skip
             self._bus_open[b] = False
             try:
-                reader.close()
+                source.close()
             except Exception:
                 log.exception("screen %s: psus[%d] close failed", self.screen, b)
-            return silent_bus(reader)
-        self.poll_errors += reader.last_errors
+            return silent_source(source)
+        self.poll_errors += source.last_errors
         return cols
-
-    def _with_smart_psus(self, reading: ScreenReading) -> ScreenReading:
-        """Merge the buses' rows into the reading; PSU edges of smart units come from the
-        merged rows (the driver's own edges for those ids only saw the rail voltage)."""
-        buses = [self._read_bus(b, r) for b, r in enumerate(self.psu_readers)]
-        merged = merge_psus(reading.psus, buses)
-        smart = {f"psu/{ident}" for ident in self._smart_ids}
-        events = [e for e in reading.events if e.get("component") not in smart]
-        events += psu_events(self._last_psus, merged, self._smart_ids)
-        self._last_psus = merged
-        return dataclasses.replace(reading, psus=merged, events=events)
 
     def _read_controller(self) -> ScreenReading:
         """One driver poll that never raises: failures become an unreadable controller."""
@@ -256,6 +245,9 @@ class ScreenPoller:
             "uptime_s": round(self.agent.uptime_s(), 3),
             "dropped": outbox.dropped(),
         }
+        corrupt = len(outbox.set_aside())
+        if corrupt:  # only after a bad outbox file was replaced: kept out of normal snapshots
+            stats["outbox_corrupt"] = corrupt
 
         def payload(seq: int) -> bytes:  # runs inside the outbox transaction that owns seq
             return encode(build_snapshot(settings, self.screen, seq, ts_ms, reading, stats))
@@ -314,7 +306,7 @@ class ScreenPoller:
             "cards_total": total,
             "seq": self.last_seq,
             "last_error": self.last_error,
-            "psus_answered": sum(r.last_answered for r in self.psu_readers),
+            "psus_answered": sum(s.last_answered for s in self.psu_sources),
             "psus_total": len(self._smart_ids),
         }
 
@@ -333,19 +325,30 @@ class Agent:
         self.settings = settings
         self._started = time.monotonic()
         drivers = dict(drivers) if drivers is not None else build_drivers(settings)
-        buses = build_psu_readers(settings)
+        buses = build_psu_sources(settings)
         self._owns_outbox = outbox is None  # an injected outbox is closed by its owner
         self.outbox: Outbox = outbox or SqliteOutbox(
             settings.outbox_path, settings.outbox_quota_bytes
         )
         self.publisher = Publisher(settings, self.outbox) if publish else None
         self.pollers = [ScreenPoller(self, s, drivers[s.id], buses[s.id]) for s in settings.screens]
+        self.metrics: MetricsServer | None = None  # `[metrics] port`, served from start()
         self._running = False
+
+    def metrics_text(self) -> str:
+        """This agent's health in Prometheus text format (what `GET /metrics` answers)."""
+        return render(self.status(), self.settings.outbox_quota_bytes)
 
     def uptime_s(self) -> float:
         return time.monotonic() - self._started
 
     def start(self) -> None:
+        """Start publishing and polling, and the metrics port if configured (a port that
+        cannot be opened raises `ConfigError` before anything else starts)."""
+        port = self.settings.metrics.port
+        if port and self.metrics is None:
+            self.metrics = MetricsServer(self.settings.metrics.host, port, self.metrics_text)
+            self.metrics.start()
         if self.publisher is not None:
             self.publisher.start()
         for poller in self.pollers:
@@ -378,6 +381,9 @@ class Agent:
         if self.publisher is not None and self._running:
             self.publisher.stop()
         self._running = False
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
         if self._owns_outbox:
             self.outbox.close()
         log.info("agent stopped")
@@ -388,7 +394,10 @@ class Agent:
             "site": self.settings.agent.site,
             "uptime_s": round(self.uptime_s(), 1),
             "queue_depth": self.outbox.depth(),
+            "outbox_bytes": self.outbox.stored_bytes(),
             "dropped": self.outbox.dropped(),
+            # Corrupt outbox files moved aside (kept) since the start: path, reason, ...
+            "outbox_set_aside": [a.as_dict() for a in self.outbox.set_aside()],
             "mqtt": self.publisher.stats() if self.publisher is not None else None,
             "screens": {p.screen: p.status() for p in self.pollers},
         }
@@ -401,6 +410,8 @@ def status_line(status: Mapping[str, Any]) -> str:
         f"mqtt {'up' if mqtt.get('connected') else 'DOWN'} queue={status['queue_depth']} "
         f"dropped={status['dropped']} sent={mqtt.get('sent', 0)} acked={mqtt.get('acked', 0)}"
     )
+    if status.get("outbox_set_aside"):
+        head += f" outbox_corrupt={len(status['outbox_set_aside'])}"
     parts = [
         f"{name}: {s['link'] or '-'} {s['cards_online']}/{s['cards_total']} cards "
         f"{s['poll_ms'] if s['poll_ms'] is not None else '-'} ms err={s['poll_errors']}"

@@ -28,11 +28,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from agent.drivers import driver_names
-from agent.drivers.modbus_psu.reader import ModbusPsuOptions
-from firmware_protocols.modbus_psu import load_register_map
+from agent.drivers import driver_names, parse_psu_source
+from agent.drivers.base import PsuSourceOptions
 from ledwatch import contract
 from ledwatch.errors import ConfigError
+from ledwatch.files import read_config_text
 from ledwatch.secrets import read_secret
 
 DEFAULT_CONFIG_NAME = "agent.toml"
@@ -142,6 +142,13 @@ class MqttSection(_Section):
         return None if value is None else SecretStr(value)
 
 
+class MetricsSection(_Section):
+    """The local Prometheus endpoint (`GET /metrics`, agent/metrics.py); port 0 = off."""
+
+    port: int = Field(default=0, ge=0, le=65535)
+    host: str = Field(default="127.0.0.1", min_length=1)
+
+
 class ControllerSection(BaseModel):
     """`driver` picks the family; every other key is that driver's own option."""
 
@@ -166,46 +173,60 @@ class ControllerSection(BaseModel):
 class ScreenSection(_Section):
     id: str
     controller: ControllerSection
-    # One table per Modbus bus of smart PSUs (agent/drivers/modbus_psu/sample.toml).
-    psus: list[ModbusPsuOptions] = Field(default_factory=list)
+    # One table per bus of smart PSUs, validated by its family (agent/drivers/__init__.py,
+    # e.g. agent/drivers/modbus_psu/sample.toml); `AgentSettings` turns each table into
+    # that family's options object.
+    psus: list[Any] = Field(default_factory=list)
 
     @field_validator("id", mode="before")
     @classmethod
     def _ids(cls, value: object) -> str:
         return _id_rule(value)
 
-    @field_validator("psus", mode="after")
+    @field_validator("psus", mode="before")
     @classmethod
-    def _psu_buses(
-        cls, buses: list[ModbusPsuOptions], info: ValidationInfo
-    ) -> list[ModbusPsuOptions]:
-        """Load every register map now (a bad map must stop the start, not the first poll)
-        and refuse a PSU id used twice on one screen (its rows would be ambiguous)."""
-        seen: dict[str, str] = {}
-        out = []
-        for b, bus in enumerate(buses):
-            if bus.map.endswith(".toml"):
-                path = _resolve(Path(bus.map), info)
-                bus = bus.model_copy(update={"map": str(path)})
-            try:
-                load_register_map(bus.map)
-            except ConfigError as exc:
-                raise _keyed(f"[{b}].map", str(exc)) from None
-            for u, unit in enumerate(bus.units):
-                where = f"psus[{b}].units[{u}].id"
-                if unit.id in seen:
-                    raise _keyed(
-                        f"[{b}].units[{u}].id", f"duplicate {unit.id!r} (already {seen[unit.id]})"
-                    )
-                seen[unit.id] = where
-            out.append(bus)
-        return out
+    def _tables(cls, value: object) -> object:
+        if isinstance(value, list):
+            for b, table in enumerate(value):
+                if not isinstance(table, dict):
+                    raise _keyed(f"[{b}]", "must be a table ([[screens.psus]])")
+        return value
+
+    def psu_options(self) -> list[PsuSourceOptions]:
+        return list(self.psus)
 
 
 class AgentSettings(_Section):
     agent: AgentSection
     mqtt: MqttSection = MqttSection()
+    metrics: MetricsSection = MetricsSection()
     screens: list[ScreenSection] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _psu_sources(self, info: ValidationInfo) -> AgentSettings:
+        """Each `[[screens.psus]]` table validated by its family (a bad register map must
+        stop the start, not the first poll), and no PSU id twice on one screen (its rows
+        would be ambiguous)."""
+        base = (info.context or {}).get("base_dir") if info.context else None
+        for i, screen in enumerate(self.screens):
+            if not screen.psus or not isinstance(screen.psus[0], dict):
+                continue  # no buses, or already validated (a copy of valid settings)
+            buses = []
+            seen: dict[str, str] = {}
+            for b, table in enumerate(screen.psus):
+                where = f"screens[{i}].psus[{b}]"
+                try:
+                    bus = parse_psu_source(table, where, base)
+                except ConfigError as exc:
+                    raise PydanticCustomError("ledwatch_psus", "{msg}", {"msg": str(exc)}) from None
+                for key, ident in bus.psu_ids():
+                    if ident in seen:
+                        msg = f"{where}.{key}: duplicate {ident!r} (already {seen[ident]})"
+                        raise PydanticCustomError("ledwatch_psus", "{msg}", {"msg": msg})
+                    seen[ident] = f"psus[{b}].{key}"
+                buses.append(bus)
+            self.screens[i] = screen.model_copy(update={"psus": buses})
+        return self
 
     @model_validator(mode="after")
     def _unique_screens(self) -> AgentSettings:
@@ -280,13 +301,16 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> AgentS
 
 
 def load_settings(path: str | Path) -> AgentSettings:
-    """Read and validate an agent TOML file; raise `ConfigError` naming the bad key."""
+    """Read and validate an agent TOML file; raise `ConfigError` naming the file and the bad
+    key. UTF-8 with a byte order mark and UTF-16 (what Windows editors write) are read as
+    well (ledwatch/files.py); any other encoding is refused with "save it as UTF-8"."""
     path = Path(path)
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        data = tomllib.loads(read_config_text(path))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     try:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Real servers for the tests: Mosquitto, VictoriaMetrics, InfluxDB 1.x, Alertmanager, socat.
+"""Real servers for the tests: Mosquitto, VictoriaMetrics, InfluxDB 1.x, Alertmanager,
+Prometheus, PostgreSQL, socat.
 
 Also the headless Chromium (+ chromedriver) that the service desk's browser test drives.
 
@@ -47,6 +48,9 @@ BINARIES: dict[str, tuple[str, str]] = {
     "victoria-metrics": ("/usr/bin/victoria-metrics", "victoria-metrics"),
     "socat": ("/usr/bin/socat", "socat"),
     "prometheus-alertmanager": ("/usr/bin/prometheus-alertmanager", "prometheus-alertmanager"),
+    # Scrapes the agent's and the collector's /metrics (tests/test_prometheus_scrape.py).
+    "prometheus": ("/usr/bin/prometheus", "prometheus"),
+    "promtool": ("/usr/bin/promtool", "prometheus"),  # lints the agent's exposition
     # The service desk's browser test (tests/collector/desk): Selenium drives Debian's
     # Chromium through Debian's matching chromedriver (same version, same package source).
     "chromium": ("/usr/bin/chromium", "chromium"),
@@ -55,12 +59,21 @@ BINARIES: dict[str, tuple[str, str]] = {
     "postgres": ("/usr/lib/postgresql/15/bin/postgres", "postgresql"),
 }
 
+# Shared libraries (no command to look for) -> the Debian package that ships them.
+# WeasyPrint (the inspection reports' PDFs, collector/reports) loads Pango through cffi.
+LIBRARIES: dict[str, str] = {
+    "pango-1.0": "libpango-1.0-0",
+    "pangoft2-1.0": "libpangoft2-1.0-0",
+    "harfbuzz-subset": "libharfbuzz-subset0",
+}
+
 # init scripts / units a package install may start, and the process name to look for
 SYSTEM_SERVICES: dict[str, str] = {
     "mosquitto": "mosquitto",
     "influxdb": "influxd",
     "victoria-metrics": "victoria-metrics",
     "prometheus-alertmanager": "prometheus-alertmanager",
+    "prometheus": "prometheus",
     "postgresql": "postgres",
 }
 
@@ -79,6 +92,12 @@ def binary(name: str) -> str | None:
 
 def missing_binaries() -> list[str]:
     return [name for name in BINARIES if binary(name) is None]
+
+
+def missing_libraries() -> list[str]:
+    import ctypes.util
+
+    return [name for name in LIBRARIES if ctypes.util.find_library(name) is None]
 
 
 def free_port() -> int:
@@ -156,6 +175,8 @@ class Service:
 
     name: ClassVar[str] = "service"
     host = "127.0.0.1"
+    # An HTTP path that answers 200 once the server is ready; None: an open port will do.
+    ready_path: ClassVar[str | None] = None
 
     def __init__(self, tmpdir: str | os.PathLike[str], port: int | None = None) -> None:
         self.dir = Path(tmpdir)
@@ -172,7 +193,13 @@ class Service:
         """Write config files; called before every start."""
 
     def _ready(self) -> bool:
-        return port_open(self.port)
+        if self.ready_path is None:
+            return port_open(self.port)
+        try:
+            url = f"http://127.0.0.1:{self.port}{self.ready_path}"
+            return http("GET", url, timeout_s=1.0)[0] == 200
+        except OSError:
+            return False
 
     def _after_start(self, first: bool) -> None:
         """Called once the server answers; `first` is True on its first start only."""
@@ -303,6 +330,7 @@ class VictoriaMetrics(Service):
     """
 
     name = "victoria-metrics"
+    ready_path = "/health"
 
     def __init__(self, tmpdir: str | os.PathLike[str], port: int | None = None) -> None:
         super().__init__(tmpdir, port)
@@ -326,12 +354,6 @@ class VictoriaMetrics(Service):
             "-loggerLevel=WARN",
             "-http.shutdownDelay=0s",
         ]
-
-    def _ready(self) -> bool:
-        try:
-            return http("GET", f"{self.url}/health", timeout_s=1.0)[0] == 200
-        except OSError:
-            return False
 
     def flush(self) -> None:
         """Make everything written so far readable now (otherwise ~1 s later)."""
@@ -490,6 +512,7 @@ class Alertmanager(Service):
     """
 
     name = "alertmanager"
+    ready_path = "/-/ready"
 
     def __init__(
         self,
@@ -544,12 +567,6 @@ class Alertmanager(Service):
             "--log.level=warn",
         ]
 
-    def _ready(self) -> bool:
-        try:
-            return http("GET", f"{self.url}/-/ready", timeout_s=1.0)[0] == 200
-        except OSError:
-            return False
-
     def alerts(self) -> list[dict[str, Any]]:
         """The alerts Alertmanager holds now (`GET /api/v2/alerts`), active and not."""
         status, body = http("GET", f"{self.url}/api/v2/alerts")
@@ -557,6 +574,100 @@ class Alertmanager(Service):
             raise ServiceError(f"GET /api/v2/alerts: HTTP {status}: {body[:300]!r}")
         answer: list[dict[str, Any]] = json.loads(body)
         return answer
+
+
+class Prometheus(Service):
+    """Prometheus (Debian ships 2.42) scraping the targets it is given, nothing else.
+
+    `targets` maps a job name to the URL of a `/metrics` page (`http://127.0.0.1:9464/metrics`);
+    each job is scraped every `scrape_interval_s` (1 s by default, so a test sees samples
+    within seconds). The web UI and HTTP API listen on 127.0.0.1:port, the TSDB lives in
+    `tmpdir`; no remote write or read, no alerting, no rule files. Prometheus keeps
+    `job` and `instance` labels and adds `up` per target. `set_targets()` rewrites the
+    config; it is read at the next start (`restart()`).
+    """
+
+    name = "prometheus"
+    ready_path = "/-/ready"
+
+    def __init__(
+        self,
+        tmpdir: str | os.PathLike[str],
+        port: int | None = None,
+        targets: dict[str, str] | None = None,
+        scrape_interval_s: float = 1.0,
+    ) -> None:
+        super().__init__(tmpdir, port)
+        self.targets = dict(targets or {})
+        self.scrape_interval_s = scrape_interval_s
+        self.conf_path = self.dir / "prometheus.yml"
+        self.data_dir = self.dir / "tsdb"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def set_targets(self, targets: dict[str, str]) -> None:
+        self.targets = dict(targets)
+
+    def _scrape_config(self, job: str, target: str) -> dict[str, Any]:
+        url = urllib.parse.urlsplit(target)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise ServiceError(f"prometheus target {job}: not an http(s) URL: {target!r}")
+        interval = f"{self.scrape_interval_s:g}s"
+        return {
+            "job_name": job,
+            "scheme": url.scheme,
+            "metrics_path": url.path or "/metrics",
+            "scrape_interval": interval,
+            "scrape_timeout": interval,
+            "static_configs": [{"targets": [url.netloc]}],
+        }
+
+    def _prepare(self) -> None:
+        interval = f"{self.scrape_interval_s:g}s"
+        config = {  # JSON is YAML, so no YAML library is needed here
+            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "scrape_configs": [self._scrape_config(j, t) for j, t in self.targets.items()],
+        }
+        self.conf_path.write_text(json.dumps(config, indent=2) + "\n")
+
+    def _command(self) -> list[str]:
+        return [
+            binary("prometheus") or "prometheus",
+            f"--config.file={self.conf_path}",
+            f"--storage.tsdb.path={self.data_dir}",
+            "--storage.tsdb.retention.time=1d",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--log.level=warn",
+        ]
+
+    def _api(self, path: str, params: dict[str, str] | None = None) -> Any:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        status, body = http("GET", f"{self.url}{path}{query}")
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = None
+        if status != 200 or not isinstance(answer, dict) or answer.get("status") != "success":
+            raise ServiceError(f"GET {path}{query}: HTTP {status}: {body[:300]!r}")
+        return answer["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant PromQL query; one `{"metric": {labels}, "value": float}` per series."""
+        data = self._api("/api/v1/query", {"query": expr})
+        if data.get("resultType") == "scalar":
+            return [{"metric": {}, "value": float(data["result"][1])}]
+        return [
+            {"metric": dict(item["metric"]), "value": float(item["value"][1])}
+            for item in data.get("result", [])
+        ]
+
+    def targets_health(self) -> dict[str, dict[str, Any]]:
+        """Job name -> its active target's state (`health` "up" / "down" / "unknown",
+        `lastError`, `scrapeUrl`) from `/api/v1/targets`."""
+        data = self._api("/api/v1/targets", {"state": "active"})
+        return {t["labels"]["job"]: t for t in data.get("activeTargets", [])}
 
 
 class PostgreSQL(Service):
@@ -782,17 +893,19 @@ def apt_install(packages: list[str]) -> int:
 def install() -> int:
     """Install the Debian packages for the missing commands; no-op when all are present."""
     missing = missing_binaries()
-    if not missing:
+    libraries = missing_libraries()
+    if not missing and not libraries:
         print(f"services: {', '.join(BINARIES)} all present")
         return 0
-    packages = sorted({BINARIES[name][1] for name in missing})
+    packages = sorted({BINARIES[name][1] for name in missing} | {LIBRARIES[n] for n in libraries})
+    missing += [f"lib{name}" for name in libraries]
     print(f"services: missing {', '.join(missing)}; installing {' '.join(packages)}")
     try:
         rc = apt_install(packages)
     except subprocess.CalledProcessError as exc:
         print(f"services: {exc}")
         return 1
-    still = missing_binaries()
+    still = missing_binaries() + [f"lib{name}" for name in missing_libraries()]
     if rc or still:
         print(f"services: still missing after install: {', '.join(still)}")
         return 1
@@ -820,9 +933,15 @@ def _serve(names: list[str]) -> int:
         "victoria": VictoriaMetrics,
         "influxdb1": InfluxDB1,
         "alertmanager": Alertmanager,
+        "prometheus": Prometheus,
         "postgresql": PostgreSQL,
     }
-    started = [classes[n](root / n).start() for n in names]
+    started = []
+    for n in names:
+        svc = classes[n](root / n)
+        if isinstance(svc, Prometheus):  # something to scrape by hand: itself
+            svc.set_targets({"prometheus": f"{svc.url}/metrics"})
+        started.append(svc.start())
     for svc in started:
         print(f"{svc.name}: 127.0.0.1:{svc.port} (log {svc.log_path})", flush=True)
     try:
@@ -844,7 +963,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run servers in the foreground until Ctrl-C")
     serve.add_argument("names", nargs="*", default=["mosquitto", "victoria", "influxdb1"],
                        choices=["mosquitto", "victoria", "influxdb1", "alertmanager",
-                                "postgresql"])
+                                "prometheus", "postgresql"])
     args = parser.parse_args(argv)
     if args.cmd == "install":
         return install()

@@ -1,4 +1,5 @@
-"""Shared fixtures: real Mosquitto, VictoriaMetrics, InfluxDB 1.x, Alertmanager, socat ptys.
+"""Shared fixtures: real Mosquitto, VictoriaMetrics, InfluxDB 1.x, Alertmanager, Prometheus,
+PostgreSQL, socat ptys, a headless Chromium.
 
 The servers come from `scripts/services.py`; each runs on 127.0.0.1 on a free port with
 its data in pytest's tmp dir. Session-scoped servers are shared by every test, so tests
@@ -15,6 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +32,7 @@ from services import (  # noqa: E402
     InfluxDB1,
     Mosquitto,
     PostgreSQL,
+    Prometheus,
     PtyPair,
     Service,
     VictoriaMetrics,
@@ -46,6 +49,9 @@ SERVICE_FIXTURES = {
     "fresh_victoria",
     "fresh_influxdb1",
     "fresh_alertmanager",
+    "prometheus",
+    "promtool",
+    "browser",
 }
 
 # Session servers, so the autouse fixture below can bring back one a test stopped.
@@ -222,3 +228,83 @@ def fresh_alertmanager(tmp_path: Path) -> Iterator[Callable[..., Alertmanager]]:
     yield make
     for am in made:
         am.stop()
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Callable[..., Prometheus]]:
+    """Factory for a private Prometheus (started) scraping the given `/metrics` URLs.
+
+    `prometheus({"agent": "http://127.0.0.1:PORT/metrics", ...}, scrape_interval_s=1.0)`:
+    see services.Prometheus; `.url`, `.query(promql)`, `.targets_health()`. Stopped after
+    the test.
+    """
+    require("prometheus")
+    made: list[Prometheus] = []
+
+    def make(targets: dict[str, str], scrape_interval_s: float = 1.0) -> Prometheus:
+        server = Prometheus(
+            tmp_path / f"prometheus-{len(made)}",
+            targets=targets,
+            scrape_interval_s=scrape_interval_s,
+        )
+        made.append(server)
+        return server.start()
+
+    yield make
+    for server in made:
+        server.stop()
+
+
+@pytest.fixture
+def promtool() -> str:
+    """Path of Prometheus' `promtool` (`promtool check metrics` lints an exposition)."""
+    require("promtool")
+    return services.binary("promtool") or "promtool"
+
+
+# Headless Chromium on a closed network: without the background-networking flags it
+# keeps trying (and failing) to reach Google's update, sync and safe-browsing servers.
+CHROMIUM_ARGS = (
+    "--headless=new",
+    "--no-sandbox",  # we run as root in CI
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,900",
+)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """A Selenium WebDriver on Debian's chromium + chromedriver with a fresh profile in
+    tmp_path; `quit()` after the test stops both (bounded: 30 s page loads)."""
+    require("chromium")
+    require("chromedriver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service as ChromeService
+    except ImportError:
+        msg = "selenium is not installed; run `make test` (it installs '.[dev]')"
+        if in_ci():
+            pytest.fail(f"CI=true and {msg}", pytrace=False)
+        pytest.skip(msg)
+    options = webdriver.ChromeOptions()
+    options.binary_location = services.binary("chromium") or "chromium"
+    for arg in (*CHROMIUM_ARGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(arg)
+    # An explicit driver path: Selenium Manager (which would download one) never runs.
+    service = ChromeService(
+        executable_path=services.binary("chromedriver") or "chromedriver",
+        log_output=str(tmp_path / "chromedriver.log"),
+    )
+    driver = webdriver.Chrome(options=options, service=service)
+    driver.set_page_load_timeout(30)
+    driver.set_script_timeout(10)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -14,6 +14,11 @@ Call order and guarantees, for every backend:
   dropped message is counted in `dropped()`, which survives restarts.
 - `put_seq` assigns the next sequence number of a stream (one per screen) in the same
   transaction as the put, so a sequence number is never reused, even after a crash.
+- A backend whose storage turns out corrupt (SQLite: "file is not a database", "database
+  disk image is malformed", a truncated file) moves it aside, keeps it, lists it in
+  `set_aside()` and goes on with a new, empty store: monitoring never stops for a bad
+  disk sector. Sequence numbers and the dropped count are carried over where they can
+  still be read (or are known to the running process).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Protocol
 
 
@@ -35,6 +41,26 @@ class Message:
     kind: str
     topic: str
     payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """A corrupt outbox file the agent moved aside (kept, never deleted) and replaced."""
+
+    path: Path  # where the bad file is now (`<name>.corrupt-<UTC timestamp>`)
+    reason: str  # what SQLite said
+    at_ms: int  # when it was found (ms since the Unix epoch)
+    stranded: int | None  # unacknowledged messages left in it, None if unreadable
+    seqs_kept: bool  # sequence numbers carried over (read from the bad file or the process)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "path": str(self.path),
+            "reason": self.reason,
+            "at_ms": self.at_ms,
+            "stranded": self.stranded,
+            "seqs_kept": self.seqs_kept,
+        }
 
 
 # Per-row bookkeeping counted against the quota besides topic and payload bytes
@@ -71,6 +97,14 @@ class Outbox(Protocol):
 
     def dropped(self) -> int:
         """Telemetry messages dropped by the quota since the outbox was created."""
+        ...
+
+    def stored_bytes(self) -> int:
+        """Bytes counted against the quota by the messages stored now."""
+        ...
+
+    def set_aside(self) -> list[SetAside]:
+        """Corrupt stores moved aside since this outbox was opened, oldest first."""
         ...
 
     def close(self) -> None: ...

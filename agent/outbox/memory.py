@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from agent.outbox.base import Kind, Message, message_size
+from agent.outbox.base import Kind, Message, SetAside, message_size
 from ledwatch.errors import UsageError
 
 
@@ -97,6 +97,13 @@ class MemoryOutbox:
 
     def dropped(self) -> int:
         return self.store.counters.get("dropped", 0)
+
+    def stored_bytes(self) -> int:
+        with self._lock:
+            return self._bytes()
+
+    def set_aside(self) -> list[SetAside]:
+        return []  # memory cannot be corrupted by a disk
 
     def close(self) -> None:
         self._closed = True

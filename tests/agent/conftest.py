@@ -1,4 +1,5 @@
-"""Agent test helpers: a real MQTT subscriber (paho) that records what the broker delivers."""
+"""Agent test helpers: a real MQTT subscriber (paho) that records what the broker delivers,
+and NovaStar emulators on TCP."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+
+from firmware_protocols.emulators.novastar import NovastarEmulator
 
 
 @dataclass
@@ -101,3 +104,21 @@ def subscriber() -> Iterator[Callable[..., Subscriber]]:
     yield make
     for sub in made:
         sub.stop()
+
+
+@pytest.fixture
+def emulator() -> Iterator[Callable[..., tuple[NovastarEmulator, str]]]:
+    """`emulator(**options)` -> (a NovaStar emulator serving TCP on 127.0.0.1, its
+    `tcp://host:port` URL); 2 ports x 3 cards x 2 PSUs unless told otherwise. Stopped
+    after the test."""
+    made: list[NovastarEmulator] = []
+
+    def make(**kw: Any) -> tuple[NovastarEmulator, str]:
+        emu = NovastarEmulator(**{"ports": 2, "cards": 3, "psus": 2, **kw})
+        made.append(emu)
+        host, port = emu.serve_tcp()
+        return emu, f"tcp://{host}:{port}"
+
+    yield make
+    for emu in made:
+        emu.stop()

@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,26 +24,10 @@ from agent.settings import load_settings
 from firmware_protocols.emulators.novastar import (
     Fault,
     FaultKind,
-    NovastarEmulator,
 )
 from ledwatch import contract
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def emulator() -> Iterator[Callable[..., tuple[NovastarEmulator, str]]]:
-    made: list[NovastarEmulator] = []
-
-    def make(**kw: Any) -> tuple[NovastarEmulator, str]:
-        emu = NovastarEmulator(**{"ports": 2, "cards": 3, "psus": 2, **kw})
-        made.append(emu)
-        host, port = emu.serve_tcp()
-        return emu, f"tcp://{host}:{port}"
-
-    yield make
-    for emu in made:
-        emu.stop()
 
 
 def write_config(

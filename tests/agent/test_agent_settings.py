@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from agent.settings import load_settings, parse_settings
+from agent.settings import (
+    AgentSection,
+    MetricsSection,
+    MqttSection,
+    TlsSection,
+    load_settings,
+    parse_settings,
+)
 from ledwatch.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,3 +144,30 @@ def test_no_screens_and_bad_toml(tmp_path: Path) -> None:
         load_settings(write(tmp_path, "[agent\nid="))
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(tmp_path / "missing.toml")
+
+
+SAMPLE_LINE = re.compile(r"^(?:# )?([a-z_]+) = (.+)$")
+SAMPLE_TABLE = re.compile(r"^(?:# )?\[+([a-z_.]+)\]+$")
+
+
+@pytest.mark.parametrize(
+    ("table", "model"),
+    [("agent", AgentSection), ("mqtt", MqttSection), ("mqtt.tls", TlsSection),
+     ("metrics", MetricsSection)],
+)  # fmt: skip
+def test_sample_shows_every_option_with_its_default(table: str, model: Any) -> None:
+    """agent/sample.toml names every key of each section, commented or not, and a
+    commented key shows the real default (paths and ids are examples)."""
+    shown: dict[str, str] = {}
+    current = ""
+    for line in (ROOT / "agent" / "sample.toml").read_text("utf-8").splitlines():
+        if m := SAMPLE_TABLE.match(line):
+            current = m[1]
+        elif (m := SAMPLE_LINE.match(line)) and current == table:
+            shown[m[1]] = m[2]
+    fields = {k: f for k, f in model.model_fields.items() if k != "tls"}
+    assert set(shown) == set(fields)
+    for key, raw in shown.items():
+        default = fields[key].get_default(call_default_factory=True)
+        if isinstance(default, int | float | bool) and not isinstance(default, Path):
+            assert tomllib.loads(f"v = {raw}")["v"] == default, f"{table}.{key}"

@@ -32,7 +32,7 @@ from tcp_proxy import Mode, TcpProxy
 from agent.outbox import SqliteOutbox
 from agent.runtime import Agent
 from agent.settings import load_settings
-from firmware_protocols.emulators.novastar import Fault, FaultKind, NovastarEmulator
+from firmware_protocols.emulators.novastar import Fault, FaultKind
 from ledwatch import contract
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,21 +45,6 @@ pytestmark = [
 
 
 # -- helpers ------------------------------------------------------------------------------
-@pytest.fixture
-def emulator() -> Iterator[Callable[..., tuple[NovastarEmulator, str]]]:
-    made: list[NovastarEmulator] = []
-
-    def make() -> tuple[NovastarEmulator, str]:
-        emu = NovastarEmulator(ports=2, cards=3, psus=2)
-        made.append(emu)
-        host, port = emu.serve_tcp()
-        return emu, f"tcp://{host}:{port}"
-
-    yield make
-    for emu in made:
-        emu.stop()
-
-
 def wait_until(pred: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

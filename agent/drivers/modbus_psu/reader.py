@@ -38,7 +38,8 @@ from ledwatch.contract import ID_PATTERN
 from ledwatch.errors import ConfigError, UsageError
 
 CARD_PATTERN = re.compile(r"^p\d{1,3}c\d{1,4}$")  # receiving card id: p<port>c<index>
-COLUMNS = ("id", "card", "ok", "vout_v", "iout_a", "temp_c", "fan_rpm", "faults")
+COLUMNS = ("id", "card", "ok", "vout_v", "iout_a", "temp_c", "fan_rpm", "faults", "model")
+MODEL_MAX = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,9 @@ class PsuUnit(BaseModel):
     slave: int = Field(ge=1, le=247)
     id: str
     card: str | None = None
+    # The unit's model for the installed base and spare parts (telemetry `psus.model`);
+    # default: the bus's `model`, else the register map's (see `ModbusPsuReader.models`).
+    model: str | None = Field(default=None, min_length=1, max_length=MODEL_MAX)
 
     @field_validator("id")
     @classmethod
@@ -133,6 +137,7 @@ class ModbusPsuOptions(BaseModel):
     units: list[PsuUnit] = Field(min_length=1, max_length=247)
     timeout_ms: int = Field(default=500, ge=10, le=60_000)
     retries: int = Field(default=1, ge=0, le=10)
+    model: str | None = Field(default=None, min_length=1, max_length=MODEL_MAX)
 
     @field_validator("url")
     @classmethod
@@ -217,6 +222,10 @@ class ModbusPsuReader:
         except ConfigError as exc:
             raise ConfigError(f"{prefix}.map: {exc}") from None
         self.plan: list[ReadBlock] = plan_reads(self.map)
+        # A map that names one model is that model; one for a family names the family.
+        info = self.map.map
+        default = self.options.model or (info.models[0] if len(info.models) == 1 else info.name)
+        self.models: list[str] = [(u.model or default)[:MODEL_MAX] for u in self.options.units]
         self.endpoint = self.options.endpoint
         self._client: ModbusTcpClient | ModbusSerialClient | None = None
         self.errors_total = 0  # failed requests since open(), for the agent's poll_errors
@@ -318,7 +327,7 @@ class ModbusPsuReader:
         self.last_answered = 0
         cols: dict[str, list[Any]] = {name: [] for name in COLUMNS}
         link_down = False
-        for unit in self.options.units:
+        for unit, model in zip(self.options.units, self.models, strict=True):
             reading: PsuReading | None = None
             if not link_down:  # a dead link would only make every other unit time out too
                 reading, link_down = self._read_unit(unit.slave)
@@ -333,6 +342,8 @@ class ModbusPsuReader:
             # the column a plain field for InfluxDB.
             known = reading is not None and (reading.ok is not None or bool(reading.faults))
             cols["faults"].append(",".join(sorted(reading.faults)) if known and reading else None)
+            # A silent unit's row stays all nulls; the collector keeps the model it knew.
+            cols["model"].append(None if reading is None else model)
         self.errors_total += self.last_errors
         return cols
 

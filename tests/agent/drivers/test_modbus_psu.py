@@ -144,7 +144,8 @@ def test_unconfigured_slave_is_silent_and_gives_nulls(tcp_bus: ModbusPsuEmulator
         cols = r.read()
         assert cols["id"] == ["psu-1", "psu-2", "psu-3", "psu-4"]
         assert cols["ok"][:3] == [True, True, True]
-        assert [cols[k][3] for k in COLUMNS[2:]] == [None] * 6
+        assert [cols[k][3] for k in COLUMNS[2:]] == [None] * 7
+        assert cols["model"][:3] == ["meanwell_drs_npb"] * 3  # the map's name: a family
         assert r.last_errors == 1 and r.last_answered == 3
         validate_telemetry(telemetry(cols))
         # The bus keeps working after a timeout: the next poll reads the same.
