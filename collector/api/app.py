@@ -9,7 +9,17 @@ from collector.api.context import ApiContext
 from collector.api.deps import check_tokens
 from collector.api.desk import router as desk_router
 from collector.api.errors import install_handlers
-from collector.api.routes import delivery, health, kpis, maintenance, reports, screens, tickets
+from collector.api.routes import (
+    delivery,
+    health,
+    kpis,
+    maintenance,
+    reports,
+    screens,
+    spares,
+    tasks,
+    tickets,
+)
 
 __all__ = ["ApiContext", "create_app"]
 
@@ -32,6 +42,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(delivery.router)
     app.include_router(maintenance.router)
     app.include_router(reports.router)
+    app.include_router(spares.router)
+    app.include_router(tasks.router)
     app.include_router(desk_router)
 
     @app.get("/", include_in_schema=False)

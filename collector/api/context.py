@@ -8,6 +8,7 @@ from typing import Any
 
 from collector.delivery import DeliveryTracker
 from collector.reports.source import ReportSource
+from collector.settings import CareSettings
 from collector.state import ScreenDirectory
 from collector.tickets.service import TicketService
 
@@ -26,3 +27,6 @@ class ApiContext:
     # Where inspection reports read history (GET /api/v1/reports/...); None: reports
     # without history charts. The collector passes ReportSource.from_settings(settings).
     reports: ReportSource | None = None
+    # Defaults of GET /api/v1/spares ([care] of the collector config); None: the shipped
+    # defaults. The collector passes settings.care.
+    care: CareSettings | None = None

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Final
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from collector.api.context import ApiContext
+from collector.tickets.core import MAX_ID as MAX_ID  # ids: INTEGER columns
 from ledwatch.errors import ConfigError
 
 
@@ -23,6 +24,13 @@ class Role(StrEnum):
 
 
 RANK: Final = {Role.VIEWER: 0, Role.ENGINEER: 1, Role.ADMIN: 2}
+
+# What SQL takes: ids are INTEGER columns (int32 on PostgreSQL: MAX_ID), LIMIT/OFFSET are
+# BIGINT on PostgreSQL and int64 on SQLite. A bigger number gets a 422 naming the bound, not
+# a driver overflow turned into a 500.
+MAX_INT64: Final = 2**63 - 1
+Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
+Offset = Annotated[int, Query(ge=0, le=MAX_INT64, description="rows to skip")]
 
 _bearer = HTTPBearer(auto_error=False, description="a token from the collector config")
 

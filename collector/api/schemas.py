@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from collector.detect.findings import Priority
 from collector.tickets.lifecycle import State
@@ -16,8 +23,21 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Text = Annotated[str, StringConstraints(max_length=4000)]
 
 
+def storable_text(value: str) -> str:
+    """Refuse NUL: PostgreSQL text cannot hold it (the driver would fail with a 500).
+    Lone surrogates, which neither database can store, pydantic refuses itself."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\u0000) characters")
+    return value
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return storable_text(value) if isinstance(value, str) else value
 
 
 class _Out(BaseModel):
@@ -28,6 +48,11 @@ class _Out(BaseModel):
 class TicketCreate(_In):
     """A fault reported by phone or e-mail."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "site": "acme", "screen": "main", "component": "card/c12",
+        "description": "dark block top left", "reporter": "Ann (reception)",
+    }]})
+
     site: Id
     screen: Id
     component: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_./-]{0,127}$")] = Field(
@@ -36,6 +61,11 @@ class TicketCreate(_In):
     description: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
     reporter: Name = Field(description="who called or wrote")
     priority: Priority | None = Field(default=None, description="default: per contract")
+    new_site: bool = Field(
+        default=False,
+        description="true: the site or screen is new (no contract, agent or ticket names it "
+        "yet); without it such a report is refused with 422",
+    )
 
 
 class StepBody(_In):
@@ -47,10 +77,22 @@ class DispatchBody(StepBody):
     engineer: Name
 
 
+class PartBody(_In):
+    """A spare part fitted on the repair (recorded in `parts_used` with the resolve)."""
+
+    model: Name = Field(description='the part\'s model, as the installed base names it')
+    quantity: int = Field(default=1, ge=1, le=10_000)
+    component: Annotated[
+        str | None, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_./-]{0,127}$")
+    ] = Field(default=None, description='e.g. "psu/p0c3-psu1"; default: the ticket\'s')
+
+
 class ResolveBody(StepBody):
     resolution: Resolution | None = Field(default=None, description="default: onsite after arrival")
     root_cause: Text = ""
     product_fault: bool = Field(default=True, description="false for misuse: no warranty extension")
+    parts: list[PartBody] = Field(default_factory=list, max_length=100,
+                                  description="spare parts used on the repair")
 
 
 class PauseBody(StepBody):
@@ -138,6 +180,13 @@ class EffectPublic(_Out):
     active: bool
 
 
+class PartUsedPublic(_Out):
+    component: str
+    model: str
+    quantity: int
+    ts_ms: int
+
+
 class TicketDetailPublic(TicketPublic):
     history: list[TicketEventPublic]
     survey: SurveyPublic | None
@@ -146,11 +195,18 @@ class TicketDetailPublic(TicketPublic):
         "took dark), recorded here instead of opening tickets of their own"
     )
     evidence: dict[str, Any] | None = Field(description="the readings the fault opened with")
+    parts_used: list[PartUsedPublic] = Field(
+        default_factory=list, description="spare parts recorded with the resolve")
 
 
 # -- maintenance windows ------------------------------------------------------------------
 class MaintenanceCreate(_In):
     """An engineer works on a screen: its findings open no tickets until the window ends."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "site": "acme", "screen": "main", "duration_min": 90, "who": "J. Smith",
+        "why": "replacing receiving card c4",
+    }]})
 
     site: Id
     screen: Id | None = Field(default=None, description="default: the whole site")
@@ -225,6 +281,15 @@ class KpisPublic(_Out):
     failures_by_component: dict[str, int]
     response_breaches: int
     onsite_breaches: int
+    inspection_compliance_rate: float | None = Field(
+        description="inspections due in the month done by their due date / those judged")
+    followup_compliance_rate: float | None = Field(
+        description="follow-up contacts due in the month done by their due date / judged")
+    inspections_due: int
+    followups_due: int
+    mtbf_h_by_model: dict[str, dict[str, float | None]] = Field(
+        description="kind -> model -> installed unit-hours in the month / failures in the "
+        "month (null: no failure)")
 
 
 class WarrantyPublic(_Out):

@@ -35,7 +35,7 @@ import orjson
 from collector.notify import render
 from collector.notify.channel import HttpChannel
 from collector.notify.errors import DeliveryFailed
-from collector.notify.model import ENDING_EVENTS, Notification
+from collector.notify.model import ENDING_EVENTS, Event, Notification
 from collector.notify.settings import AlertmanagerChannelSettings
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,27 @@ def alert_for(
     return Alert(labels, annotations, int(started), desk_link)
 
 
+def task_alert(notification: Notification, extra_labels: dict[str, str]) -> Alert:
+    """A task or report notification as an alert of its own (not kept in the registry:
+    it fires once and lapses after LIFETIME_RESENDS x resend_s)."""
+    t = notification.ticket
+    kind = "report" if notification.event is Event.REPORT_READY else str(t.get("kind"))
+    labels = {
+        **extra_labels,
+        "alertname": f"ledwatch_{notification.event.value}",
+        "site": str(t.get("site", "")),
+        "screen": str(t.get("screen", "")),
+        "task": kind,
+        "priority": str(t.get("priority", "")),
+        "notification_id": notification.id,
+    }
+    annotations = {"summary": render.summary(notification),
+                   "event": render.event_text(notification)}
+    if notification.note:
+        annotations["note"] = notification.note
+    return Alert(labels, annotations, notification.created_ms, None)
+
+
 class AlertmanagerChannel(HttpChannel):
     kind = "alertmanager"
 
@@ -134,6 +155,10 @@ class AlertmanagerChannel(HttpChannel):
             self.post(self.alerts_url, orjson.dumps(alerts), {})
 
     def send(self, notification: Notification) -> None:
+        if notification.about_task:
+            alert = task_alert(notification, self.settings.labels)
+            self._post([alert.document(self._clock_ms() + LIFETIME_RESENDS * self._resend_ms)])
+            return
         ticket = notification.ticket
         ticket_id = str(ticket.get("id"))
         now = self._clock_ms()

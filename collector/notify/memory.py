@@ -30,9 +30,8 @@ class OutboxRow:
 
 
 def queue_key(notification: Notification) -> tuple[str, str]:
-    """The ordering unit: one ticket's rows for one channel go out oldest first."""
-    ticket_id = notification.ticket.get("id", notification.ticket.get("key"))
-    return str(ticket_id), notification.channel
+    """The ordering unit: one ticket's (or task's) rows for one channel go out oldest first."""
+    return notification.queue, notification.channel
 
 
 class MemoryOutbox:

@@ -27,11 +27,18 @@ class Event(StrEnum):
     REOPENED = "reopened"
     ACKNOWLEDGED = "acknowledged"
     CLOSED = "closed"
+    # Proactive care (collector/tickets/tasks.py): about a task, not a ticket.
+    TASK_DUE = "task_due"
+    TASK_OVERDUE = "task_overdue"
+    REPORT_READY = "report_ready"
 
 
 # Events after which the fault no longer needs anyone: Alertmanager ends the alert,
 # PagerDuty resolves the incident.
 ENDING_EVENTS = frozenset({Event.CLEARED, Event.RESOLVED, Event.CLOSED})
+# Events whose `Notification.ticket` holds a task (task_due, task_overdue) or a written
+# report (report_ready) instead of a ticket: see `Notification`.
+TASK_EVENTS = frozenset({Event.TASK_DUE, Event.TASK_OVERDUE, Event.REPORT_READY})
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,10 @@ class Notification:
     ticket as `GET /api/v1/tickets/{id}` returns it (JSON-ready); `recipients` are the
     route's e-mail addresses (empty: the channel's own `to`); `level` is the escalation
     level of the route that chose this channel (0 = first).
+
+    For TASK_EVENTS `ticket` holds the task as `GET /api/v1/tasks` shows it, plus its
+    `priority` (task_due, task_overdue), or the report (report_ready: site, screen,
+    quarter, summary, paths, priority, and the inspection `task` or null).
     """
 
     id: str
@@ -58,6 +69,26 @@ class Notification:
         # channels compare against, and refuse an event that does not exist.
         object.__setattr__(self, "event", Event(self.event))
         object.__setattr__(self, "recipients", tuple(self.recipients))
+
+    @property
+    def about_task(self) -> bool:
+        """A task or report notification (TASK_EVENTS), not a ticket's."""
+        return self.event in TASK_EVENTS
+
+    @property
+    def ticket_id(self) -> object:
+        """The ticket's id, for desk links and headers; None for TASK_EVENTS."""
+        return None if self.about_task else self.ticket.get("id")
+
+    @property
+    def queue(self) -> str:
+        """The unit kept in order (one ticket's or one task's rows per channel)."""
+        if not self.about_task:
+            return f"ticket:{self.ticket.get('id', self.ticket.get('key'))}"
+        task = self.ticket if self.event is not Event.REPORT_READY else self.ticket.get("task")
+        if isinstance(task, dict) and task.get("id") is not None:
+            return f"task:{task['id']}"
+        return f"notification:{self.id}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,10 +46,40 @@ def dedup_key(ticket: dict[str, Any]) -> str:
     return key[:DEDUP_KEY_MAX]
 
 
+def task_body(notification: Notification, routing_key: str) -> dict[str, Any]:
+    """A task or report notification: a `trigger` of its own alert (nothing resolves it:
+    the desk closes it in PagerDuty, or the route keeps these events off the pager)."""
+    t = notification.ticket
+    where = f"{t.get('site')}/{t.get('screen')}"
+    key = (f"report/{where}/{t.get('quarter')}" if notification.event is Event.REPORT_READY
+           else f"task/{where}/{t.get('kind')}/{t.get('due_ms')}")
+    details = {k: v for k, v in t.items() if not isinstance(v, dict | list)}
+    details |= {"event": str(notification.event), "note": notification.note,
+                "notification_id": notification.id}
+    return {
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": key[:DEDUP_KEY_MAX],
+        "payload": {
+            "summary": render.summary(notification),
+            "source": where,
+            "severity": SEVERITY.get(str(t.get("priority")), "info"),
+            "timestamp": render.iso(notification.created_ms),
+            "component": "task",
+            "group": str(t.get("site")),
+            "class": str(notification.event),
+            "custom_details": details,
+        },
+        "client": render.PRODUCT,
+    }
+
+
 def event_body(
     notification: Notification, routing_key: str, desk_link: str | None
 ) -> dict[str, Any]:
     """The Events v2 document for one notification."""
+    if notification.about_task:
+        return task_body(notification, routing_key)
     t = notification.ticket
     body: dict[str, Any] = {
         "routing_key": routing_key,
@@ -104,7 +134,7 @@ class PagerDutyChannel(HttpChannel):
         self._desk_link = desk_link
 
     def send(self, notification: Notification) -> None:
-        link = self._desk_link(notification.ticket.get("id"))
+        link = self._desk_link(notification.ticket_id)
         body = orjson.dumps(event_body(notification, self._routing_key, link))
         self.post(self.url, body, {})
 

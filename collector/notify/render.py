@@ -41,20 +41,37 @@ def where(ticket: dict[str, Any]) -> str:
     return f"{ticket.get('site', '?')}/{ticket.get('screen', '?')} {ticket.get('component', '?')}"
 
 
+TASK_WORDS = {"inspection": "remote inspection", "follow_up": "follow-up contact"}
+
+
+def day(ms: object) -> str:
+    """`2026-03-10`, or `-` for a missing time."""
+    return when(ms)[:10]
+
+
+def _what(notification: Notification) -> str:
+    """What the notification is about, after the priority: the ticket's `acme/lobby
+    screen screen_dark`, a task's `acme/lobby follow-up contact due 2026-03-10`, a
+    report's `acme/lobby inspection report 2026-Q1`."""
+    t = notification.ticket
+    if notification.event is Event.REPORT_READY:
+        return f"{t.get('site', '?')}/{t.get('screen', '?')} inspection report {t.get('quarter')}"
+    if notification.about_task:
+        kind = TASK_WORDS.get(str(t.get("kind")), str(t.get("kind")))
+        return f"{t.get('site', '?')}/{t.get('screen', '?')} {kind} due {day(t.get('due_ms'))}"
+    return f"{where(t)} {t.get('fault', '?')}"
+
+
 def summary(notification: Notification) -> str:
     """One line: `P1 acme/lobby screen screen_dark: opened` (<= 1024 characters)."""
     t = notification.ticket
-    line = f"{t.get('priority', '?')} {where(t)} {t.get('fault', '?')}: {event_text(notification)}"
-    return line[:1024]
+    return f"{t.get('priority', '?')} {_what(notification)}: {event_text(notification)}"[:1024]
 
 
 def subject(notification: Notification) -> str:
     """`[LEDwatch P1] acme/lobby screen screen_dark: opened`."""
     t = notification.ticket
-    return (
-        f"[{PRODUCT} {t.get('priority', '?')}] {where(t)} {t.get('fault', '?')}: "
-        f"{event_text(notification)}"
-    )
+    return f"[{PRODUCT} {t.get('priority', '?')}] {_what(notification)}: {event_text(notification)}"
 
 
 def _effects(ticket: dict[str, Any]) -> list[str]:
@@ -66,9 +83,35 @@ def _effects(ticket: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _task_facts(notification: Notification) -> list[tuple[str, object]]:
+    t = notification.ticket
+    if notification.event is Event.REPORT_READY:
+        facts: list[tuple[str, object]] = [
+            ("Report", f"quarterly remote inspection {t.get('quarter')}"),
+            ("Site", t.get("site")), ("Screen", t.get("screen")), ("Priority", t.get("priority")),
+        ]
+        facts += [("File", path) for path in t.get("paths") or ()]
+        task = t.get("task")
+        if isinstance(task, dict):
+            state = "done" if task.get("done_ms") else "open: mark it done once read"
+            facts.append(("Task", f"{task.get('id')} due {day(task.get('due_ms'))} ({state})"))
+        return facts
+    return [
+        ("Task", f"{t.get('id')} ({TASK_WORDS.get(str(t.get('kind')), t.get('kind'))})"),
+        ("Event", event_text(notification)),
+        ("Priority", t.get("priority")),
+        ("Site", t.get("site")),
+        ("Screen", t.get("screen")),
+        ("Due", day(t.get("due_ms"))),
+        ("State", t.get("state")),
+    ]
+
+
 def body(notification: Notification, desk_link: str | None) -> str:
     """The e-mail body: what happened, the ticket's facts, its deadlines, the note, the link."""
     t = notification.ticket
+    if notification.about_task:
+        return _body(notification, _task_facts(notification), desk_link)
     facts = [
         ("Ticket", f"{t.get('id')} ({t.get('key', '')})"),
         ("Event", event_text(notification)),
@@ -95,12 +138,16 @@ def body(notification: Notification, desk_link: str | None) -> str:
         facts.append(("Engineer", t.get("engineer")))
     if t.get("predicted_failure_ms"):
         facts.append(("Expected to fail", when(t.get("predicted_failure_ms"))))
+    return _body(notification, facts, desk_link, _effects(t))
+
+
+def _body(notification: Notification, facts: list[tuple[str, object]], desk_link: str | None,
+          effects: list[str] | None = None) -> str:
     width = max(len(label) for label, _ in facts) + 2
     lines = [summary(notification), ""]
     if notification.note:
         lines += [notification.note, ""]
     lines += [f"{label + ':':<{width}}{value}" for label, value in facts]
-    effects = _effects(t)
     if effects:
         lines += ["", "Effects (recorded on this ticket):", *effects]
     if desk_link:

@@ -208,8 +208,8 @@ class Sender:
             st.retrying.discard(note.id)
             self._error(st, error, now)
         log.warning(
-            "notify.channels.%s: gave up %s (%s, ticket %s): %s",
-            note.channel, note.id, note.event, note.ticket.get("id"), error,
+            "notify.channels.%s: gave up %s (%s, %s): %s",
+            note.channel, note.id, note.event, note.queue, error,
         )
 
     def refresh(self, now_ms: int | None = None) -> None:

@@ -56,12 +56,18 @@ def build_message(
     msg["To"] = ", ".join(recipients)
     msg["Date"] = format_datetime(datetime.fromtimestamp(notification.created_ms / 1000, UTC))
     msg["Message-ID"] = message_id(notification.id, domain)
-    cycle = ticket.get("reopened_ms") or ticket.get("opened_ms") or 0
-    msg["References"] = f"<ledwatch.ticket.{ticket.get('id')}.{cycle}@{domain}>"
+    if notification.about_task:  # one thread per task (or report)
+        msg["References"] = f"<ledwatch.{notification.queue.replace(':', '.')}@{domain}>"
+    else:
+        cycle = ticket.get("reopened_ms") or ticket.get("opened_ms") or 0
+        msg["References"] = f"<ledwatch.ticket.{ticket.get('id')}.{cycle}@{domain}>"
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to this
     msg["X-LEDwatch-Notification-Id"] = notification.id
     msg["X-LEDwatch-Event"] = str(notification.event)
-    msg["X-LEDwatch-Ticket"] = str(ticket.get("id"))
+    if notification.about_task:
+        msg["X-LEDwatch-Task"] = notification.queue.partition(":")[2]
+    else:
+        msg["X-LEDwatch-Ticket"] = str(ticket.get("id"))
     msg["X-LEDwatch-Priority"] = str(ticket.get("priority"))
     msg.set_content(render.body(notification, desk_link))
     return msg
@@ -123,7 +129,7 @@ class SmtpChannel(Channel):
         recipients = list(notification.recipients or self.settings.to)
         if not recipients:
             raise PermanentFailure("no recipients: neither the route nor the channel gives `to`")
-        link = self._desk_link(notification.ticket.get("id"))
+        link = self._desk_link(notification.ticket_id)
         msg = build_message(notification, self.settings.sender, recipients, link)
         what = f"SMTP {self.address}"
         try:

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from collector.notify.channel import HttpChannel
-from collector.notify.model import Notification
+from collector.notify.model import Event, Notification
 from collector.notify.settings import WebhookChannelSettings
 
 SCHEMA = "ledwatch.notification/1"
@@ -43,15 +43,19 @@ TOLERANCE_S = 300
 
 def payload(notification: Notification, desk_link: str | None = None) -> dict[str, Any]:
     """The JSON document the webhook POSTs; `desk_link` is the ticket's desk page."""
-    doc = {
+    doc: dict[str, Any] = {
         "schema": SCHEMA,
         "id": notification.id,
         "event": str(notification.event),
         "created_ms": notification.created_ms,
         "level": notification.level,
         "note": notification.note,
-        "ticket": notification.ticket,
     }
+    # A ticket's change carries the ticket; task_due / task_overdue the task, report_ready
+    # the report (Notification.about_task).
+    subject = ("report" if notification.event is Event.REPORT_READY
+               else "task" if notification.about_task else "ticket")
+    doc[subject] = notification.ticket
     if desk_link:
         doc["desk_url"] = desk_link
     return doc
@@ -102,7 +106,7 @@ class WebhookChannel(HttpChannel):
         self._clock_s = clock_s
 
     def send(self, notification: Notification) -> None:
-        link = self._desk_link(notification.ticket.get("id"))
+        link = self._desk_link(notification.ticket_id)
         body = orjson.dumps(payload(notification, link))
         timestamp = int(self._clock_s())
         headers = {

@@ -1,10 +1,13 @@
 """Quarterly reports on schedule: every due screen's report written into a folder.
 
-`generate_due` is meant to be called from the collector's tick (every minute is fine):
-it reports on the quarter that has just ended, skips every report already on disk, and
-writes at most `max_per_call` per call, so a fleet's reports are spread over a few
-ticks instead of stopping ingest for minutes. Files are written to a temporary name and
-renamed, so a crash never leaves a half report that would count as done.
+`generate_due` is meant to be called from the collector's care job (collector/care.py,
+every minute is fine): it reports on the quarter that has just ended, skips every
+report already on disk, and writes at most `max_per_call` per call, so a fleet's reports
+are spread over a few calls instead of stopping ingest for minutes. Files are written to
+a temporary name and renamed, so a crash never leaves a half report that would count as
+done. Each report is recorded on the screen's inspection task and announced to its
+notification route (`report_ready`, with the summary line) before its files are
+published.
 
 Layout: `<folder>/<quarter>/<site>/<screen>.pdf` (and `.html`).
 """
@@ -27,9 +30,9 @@ from collector.reports.settings import Format, ReportSettings
 from collector.reports.source import ReportSource, contract_screens
 from collector.tickets.contracts import date_ms
 from collector.tickets.service import TicketService
+from collector.tickets.tasks import Task
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,30 +88,42 @@ def report_paths(folder: Path, quarter: Quarter, site: str, screen: str,
     return {fmt: base / f"{screen}.{fmt}" for fmt in formats}
 
 
-def _write(path: Path, data: bytes) -> None:
+def _stage(path: Path, data: bytes) -> Path:
+    """Write `data` next to `path` under a temporary name; `os.replace` publishes it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
-    os.replace(tmp, path)
+    return tmp
 
 
-def _complete_task(svc: TicketService, site: str, screen: str, quarter: Quarter,
-                   path: Path) -> None:
-    """Attach the report to the screen's earliest open inspection task due by the end of
-    the next quarter (the lead's TicketService.tasks/complete_task, when they exist)."""
-    tasks = getattr(svc, "tasks", None)
-    complete = getattr(svc, "complete_task", None)
-    if tasks is None or complete is None:
-        return
+def _inspection_task(svc: TicketService, site: str, screen: str, quarter: Quarter,
+                     path: Path) -> Task | None:
+    """The inspection task this report answers: the screen's earliest inspection due by
+    the end of the next quarter that is still open, or that already names this report
+    (a run interrupted before its files were published, done again: the same task)."""
     horizon = quarter.shifted(1).end_ms
-    due = sorted(
-        (t for t in tasks(site=site, screen=screen, kind="inspection", open_only=True)
-         if t.due_ms < horizon),
-        key=lambda t: t.due_ms,
-    )
-    if due:
-        complete(due[0].id, "collector (report)",
-                 note=f"quarterly remote inspection report {quarter}", report=str(path))
+    for task in svc.tasks(site=site, screen=screen, kind="inspection", due_before=horizon):
+        if task.report == str(path) or (task.done_ms is None and task.report is None):
+            return task
+    return None
+
+
+def _record(svc: TicketService, settings: ReportSettings, site: str, screen: str,
+            quarter: Quarter, paths: tuple[Path, ...], summary: str, priority: str) -> None:
+    """The report on the task (done with it when `complete_tasks`, else attached for a
+    person to mark done once read) and `report_ready` to the screen's route. Both are
+    idempotent, so a run repeated after a crash records nothing twice."""
+    main = paths[0]
+    task = _inspection_task(svc, site, screen, quarter, main)
+    if task is not None and task.report != str(main):
+        if settings.complete_tasks:
+            task = svc.complete_task(task.id, "collector (report)",
+                                     note=f"quarterly remote inspection report {quarter}",
+                                     report=str(main))
+        else:
+            task = svc.attach_report(task.id, str(main))
+    svc.notify_report(site, screen, quarter.label, summary, [str(p) for p in paths],
+                      task_id=None if task is None else task.id, priority=priority)
 
 
 def generate_due(
@@ -118,11 +133,14 @@ def generate_due(
     quarter: Quarter | None = None,
     seen: Iterable[tuple[str, str]] = (),
     contracts: dict[str, Any] | None = None,
+    priority: str = "P4",
 ) -> list[GeneratedReport]:
     """Write the reports of `quarter` (default: the last one ended by the service clock)
     that are not on disk yet; return what was written.
 
-    `seen`: the live screens (ScreenDirectory); `contracts`: the raw `[contracts]` table.
+    `seen`: the live screens (ScreenDirectory); `contracts`: the raw `[contracts]` table;
+    `priority`: what the notification routes see for `report_ready` (`[care]
+    task_priority`). Without a router on `svc` nothing is notified.
     Raises HistoryUnavailable when InfluxDB cannot be read (nothing more is written, so
     the next call tries again).
     """
@@ -140,13 +158,18 @@ def generate_due(
             continue
         report = build_report(svc, source, site, screen, q, known=known)
         html = render_html(report)
+        staged = {}
         if "pdf" in paths:
-            _write(paths["pdf"], render_pdf(html).data)
+            staged[paths["pdf"]] = _stage(paths["pdf"], render_pdf(html).data)
         if "html" in paths:
-            _write(paths["html"], html.encode("utf-8"))
-        done = tuple(paths.values())
-        if settings.complete_tasks:
-            _complete_task(svc, site, screen, q, paths.get("pdf", done[0]))
-        written.append(GeneratedReport(site, screen, q.label, done, summary_line(report)))
-        log.info("report written: %s", written[-1].summary)
+            staged[paths["html"]] = _stage(paths["html"], html.encode("utf-8"))
+        done = tuple(staged)
+        line = summary_line(report)
+        # Task and notification first, files last: a crash in between leaves no file,
+        # so the next call writes the report again and records it again (idempotent).
+        _record(svc, settings, site, screen, q, done, line, priority)
+        for path, tmp in staged.items():
+            os.replace(tmp, path)
+        written.append(GeneratedReport(site, screen, q.label, done, line))
+        log.info("report written: %s", line)
     return written

@@ -149,6 +149,18 @@ class ContractTerms(BaseModel):
     # of its response / on-site time are gone without the matching step.
     escalate_at: tuple[float, ...] = (0.5, 0.8)
     business_hours: BusinessHours | None = None
+    # Proactive care (DOMAIN.md): a follow-up contact every `followup_months` and a remote
+    # inspection every `inspection_months` after acceptance (0: none scheduled).
+    followup_months: int = Field(default=2, ge=0, le=120)
+    inspection_months: int = Field(default=3, ge=0, le=120)
+    # Spare parts: the local stock promised, as a share of the installed quantity, and
+    # the region whose stock serves the site ("" = the site is its own region).
+    spares_min_pct: float = Field(default=3.0, ge=0, le=100)
+    region: str = Field(default="", pattern=r"^([a-z0-9][a-z0-9_-]{0,63})?$")
+    # Models the telemetry does not name: a PSU without a `model` reading, a cabinet's
+    # LED modules (default: the receiving card's model, i.e. "modules of that cabinet").
+    psu_model: str | None = Field(default=None, min_length=1, max_length=128)
+    module_model: str | None = Field(default=None, min_length=1, max_length=128)
     resolve_h_named: frozenset[Priority] = Field(default=frozenset(), exclude=True, repr=False)
 
     @model_validator(mode="before")
@@ -214,6 +226,10 @@ class ContractTerms(BaseModel):
 
     def satisfied(self, score: int) -> bool:
         return score >= self.survey_satisfied_min
+
+    def region_of(self, site: str) -> str:
+        """The region whose spare-parts stock serves `site` (the site itself by default)."""
+        return self.region or site
 
 
 def _key_path(prefix: str, loc: tuple[int | str, ...]) -> str:
@@ -284,6 +300,19 @@ class ContractBook:
                     site_terms, _validate_layer(screen_raw, screen_prefix)
                 )
         return cls(default, sites, screens)
+
+    def named_screens(self, site: str) -> set[str]:
+        """The screens of `site` that a contract names (`sites.<site>.screens.<screen>`)."""
+        return {sc for si, sc in self._screens if si == site}
+
+    def names_site(self, site: str) -> bool:
+        """Whether a contract is written for `site`; the default layer covers every site
+        but names none (a phone report for a site nobody names is refused: docs/api.md)."""
+        return site in self._sites or bool(self.named_screens(site))
+
+    def screens(self) -> set[tuple[str, str]]:
+        """(site, screen) pairs the contracts name (a site layer alone names no screen)."""
+        return set(self._screens)
 
     def terms(self, site: str, screen: str) -> ContractTerms:
         found = self._screens.get((site, screen))

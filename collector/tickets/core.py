@@ -31,7 +31,15 @@ from collector.tickets import db, schema
 from collector.tickets.contracts import MS_PER_H, ContractBook, ContractTerms
 from collector.tickets.errors import TicketConflict, TicketNotFound
 from collector.tickets.lifecycle import NEW_CYCLE, State, Step, allowed_steps, next_state
-from collector.tickets.models import Effect, Source, Survey, Ticket, TicketChange, TicketEvent
+from collector.tickets.models import (
+    Effect,
+    PartUsed,
+    Source,
+    Survey,
+    Ticket,
+    TicketChange,
+    TicketEvent,
+)
 from collector.tickets.warranty import Warranty, warranty_status
 from ledwatch.errors import ConfigError
 
@@ -406,6 +414,7 @@ class TicketCore:
         history: tuple[TicketEvent, ...] = (),
         survey: Survey | None = None,
         effects: tuple[Effect, ...] = (),
+        parts: tuple[PartUsed, ...] = (),
     ) -> Ticket:
         data = {c.name: getattr(row, c.name) for c in db.tickets.columns if c.name != "open_key"}
         state = State(row.state)
@@ -423,6 +432,7 @@ class TicketCore:
             history=history,
             survey=survey,
             effects=effects,
+            parts_used=parts,
         )
 
     def _warranty(
@@ -466,4 +476,9 @@ class TicketCore:
             if s is None
             else Survey(s.ticket_id, s.score, bool(s.satisfied), s.comment, s.ts_ms, s.actor)
         )
-        return self._ticket(row, self._clock(), history, survey, effects)
+        pu = db.parts_used
+        parts = tuple(
+            PartUsed(p.ticket_id, p.site, p.screen, p.component, p.model, p.quantity, p.ts_ms)
+            for p in conn.execute(select(pu).where(pu.c.ticket_id == ticket_id).order_by(pu.c.id))
+        )
+        return self._ticket(row, self._clock(), history, survey, effects, parts)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     Engine,
     ForeignKey,
     Index,
@@ -203,20 +204,23 @@ suppressed = Table(
     Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=True),  # opened later
 )
 
-# The notification outbox: one row per (ticket change, channel, route level), written in
-# the same transaction as the change; the sender (collector/notify) delivers and marks
-# it. `id` is the idempotency key receivers see.
+# The notification outbox: one row per (ticket or task change, channel, route level),
+# written in the same transaction as the change; the sender (collector/notify) delivers
+# and marks it. `id` is the idempotency key receivers see.
 notifications = Table(
     "notifications",
     metadata,
     Column("id", String(128), primary_key=True),
-    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False, index=True),
+    # What the row is about: a ticket, or (task_due, task_overdue, report_ready) a
+    # proactive-care task; a report on a screen without a task has neither.
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=True, index=True),
+    Column("task_id", Integer, ForeignKey("tasks.id"), nullable=True, index=True),
     Column("event", String(32), nullable=False),
     Column("channel", String(64), nullable=False),
     Column("level", Integer, nullable=False),
     Column("recipients", Text, nullable=False, default="[]"),  # JSON list
     Column("note", Text, nullable=False, default=""),
-    Column("payload", Text, nullable=False),  # the ticket as the API shows it, JSON
+    Column("payload", Text, nullable=False),  # the ticket (or task) as the API shows it, JSON
     Column("created_ms", Ms, nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_ms", Ms, nullable=True),  # NULL with delivered_ms NULL: given up
@@ -231,16 +235,18 @@ notifications = Table(
 
 # The installed base (issue 9), from telemetry: every component with its model and how
 # many parts it counts (a receiving card's modules, a PSU), per site and screen.
+# `first_ms` starts its operating hours (spares and MTBF count them from there).
 components = Table(
     "components",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("site", String(64), nullable=False),
     Column("screen", String(64), nullable=False),
-    Column("component", String(128), nullable=False),  # card/p0c1, psu/p0c1-psu1, ...
-    Column("kind", String(32), nullable=False),  # receiving_card | module | psu | smart_psu
+    Column("component", String(128), nullable=False),  # controller, card/p0c1, psu/p0c1-psu1
+    Column("kind", String(32), nullable=False),  # controller | receiving_card | module | psu
     Column("model", String(128), nullable=False),
     Column("quantity", Integer, nullable=False, default=1),
+    Column("first_ms", Ms, nullable=False),
     Column("seen_ms", Ms, nullable=False),
     UniqueConstraint("site", "screen", "component", "kind", name="uq_components_part"),
     Index("ix_components_kind_model", "kind", "model"),
@@ -274,7 +280,8 @@ tasks = Table(
     Column("done_by", String(128), nullable=True),
     Column("note", Text, nullable=False, default=""),
     Column("report", Text, nullable=True),  # where the inspection report was written
-    Column("notified_ms", Ms, nullable=True),
+    Column("notified_ms", Ms, nullable=True),  # task_due queued (same transaction)
+    Column("overdue_notified_ms", Ms, nullable=True),  # task_overdue queued
     UniqueConstraint("site", "screen", "kind", "due_ms", name="uq_tasks_due"),
     Index("ix_tasks_due_ms", "due_ms"),
 )
@@ -288,6 +295,27 @@ detector_state = Table(
     Column("saved_ms", Ms, nullable=False),
     Column("blob", LargeBinary, nullable=False),
 )
+
+
+def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
+    """Insert `rows`, skipping those a unique key already holds (another collector on the
+    same PostgreSQL may have written them a moment ago); returns how many were new."""
+    if not rows:
+        return 0
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(table).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table).on_conflict_do_nothing()
+    else:  # pragma: no cover - the two backends LEDwatch supports are above
+        raise ConfigError(f"database.url: unsupported database {dialect!r}")
+    # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING.
+    stmt = stmt.returning(*table.primary_key.columns)
+    return sum(conn.execute(stmt.values(**row)).first() is not None for row in rows)
 
 
 def make_engine(db_url: str) -> Engine:

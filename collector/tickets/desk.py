@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any, Final
 
 from sqlalchemy import Connection, select, update
 
@@ -13,6 +14,8 @@ from collector.tickets.lifecycle import State, Step, allowed_steps
 from collector.tickets.models import Resolution, Source, Ticket, TicketChange
 from collector.tickets.sla import SlaMixin
 from ledwatch.contract import check_id
+
+_KNOWN_LIST: Final = 10  # known screens named in the message for an unknown one
 
 
 class DeskMixin(SlaMixin):
@@ -71,6 +74,36 @@ class DeskMixin(SlaMixin):
         self._write(work)
         return self.get(abs(created[0])), created[0] > 0
 
+    def check_known(
+        self,
+        site: str,
+        screen: str,
+        seen: Collection[tuple[str, str]] = (),
+        seen_sites: Collection[str] = (),
+    ) -> None:
+        """Refuse a phone report for a site or screen nobody has named: a typo (or a
+        fuzzer) would otherwise open tickets, with SLA clocks, for places that do not
+        exist. Known: a contract names it, an agent reported it (`seen`: the live
+        screens; `seen_sites`: sites of agent status messages), or it has had tickets."""
+        t = db.tickets
+        with self._engine.connect() as conn:
+            had = conn.execute(select(t.c.screen).where(t.c.site == site).distinct())
+            known = {r.screen for r in had}
+        known |= {sc for si, sc in seen if si == site} | self.contracts.named_screens(site)
+        if not (known or site in seen_sites or self.contracts.names_site(site)):
+            raise TicketInputError(
+                f"unknown site {site!r}: no contract and no agent names it; send "
+                '"new_site": true to report a fault on a site not yet known'
+            )
+        if screen in known:
+            return
+        named = ", ".join(sorted(known)[:_KNOWN_LIST]) or "none yet"
+        raise TicketInputError(
+            f"unknown screen {screen!r} on site {site!r}: no contract, agent or ticket names "
+            f'it (known: {named}); send "new_site": true to report a fault on a screen '
+            "not yet known"
+        )
+
     def _step(
         self, ticket_id: int, actor: str, step: Step, note: str, extra: dict[str, Any] | None = None
     ) -> Ticket:
@@ -101,15 +134,19 @@ class DeskMixin(SlaMixin):
         root_cause: str = "",
         product_fault: bool = True,
         note: str = "",
+        parts: Iterable[Mapping[str, Any]] = (),
     ) -> Ticket:
         """Record the fix. `resolution` defaults to onsite after an arrival, else remote;
-        `product_fault=False` (misuse) keeps the downtime out of the warranty extension."""
+        `product_fault=False` (misuse) keeps the downtime out of the warranty extension.
+        `parts` (`{model, quantity, component?}`; component defaults to the ticket's) go
+        into `parts_used` in the same transaction: a refused resolve records none."""
         try:
             chosen = None if resolution is None else Resolution(resolution)
         except ValueError:
             raise TicketInputError(
                 f"resolution must be remote or onsite, got {resolution!r}"
             ) from None
+        fitted = [_part(n, p) for n, p in enumerate(parts)]
 
         def work(conn: Connection) -> list[TicketChange]:
             row = self._row(conn, ticket_id)
@@ -119,12 +156,18 @@ class DeskMixin(SlaMixin):
                 "root_cause": root_cause or row.root_cause,
                 "product_fault": product_fault,
             }
-            change = self._transition(conn, row, Step.RESOLVE, actor, self._clock(), note, extra)
+            now = self._clock()
+            change = self._transition(conn, row, Step.RESOLVE, actor, now, note, extra)
             conn.execute(
                 update(db.downtime)
                 .where(db.downtime.c.ticket_id == ticket_id)
                 .values(product_fault=product_fault)
             )
+            for component, model, quantity in fitted:
+                conn.execute(db.parts_used.insert().values(
+                    ticket_id=ticket_id, site=row.site, screen=row.screen,
+                    component=component or row.component, model=model, quantity=quantity,
+                    ts_ms=now))
             return [change]
 
         self._write(work)
@@ -218,3 +261,17 @@ class DeskMixin(SlaMixin):
         self._write(work)
         return self.get(ticket_id)
 
+
+def _part(n: int, part: Mapping[str, Any]) -> tuple[str | None, str, int]:
+    """(component or None, model, quantity) of one `parts` entry, checked."""
+    model, quantity, component = part.get("model"), part.get("quantity", 1), part.get("component")
+    if not isinstance(model, str) or not 0 < len(model.strip()) <= 128:
+        raise TicketInputError(f"parts[{n}].model must be 1..128 characters, got {model!r}")
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or not 1 <= quantity <= 10_000:
+        raise TicketInputError(f"parts[{n}].quantity must be an integer 1..10000, "
+                               f"got {quantity!r}")
+    if component is not None and (not isinstance(component, str)
+                                  or not 0 < len(component) <= 128):
+        raise TicketInputError(f"parts[{n}].component must be 1..128 characters, "
+                               f"got {component!r}")
+    return component, model.strip(), quantity

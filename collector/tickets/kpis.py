@@ -5,14 +5,22 @@ A rate or mean whose denominator is 0 is None ("no data"), never 0.
 
 from __future__ import annotations
 
+import calendar
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import date
+from typing import Protocol
 
 from collector.detect.findings import AGENT_SCREEN
 from collector.tickets.errors import TicketInputError
 from collector.tickets.models import Survey, Ticket
+from collector.tickets.spares import InstalledComponent, failure_kind, hours_between
+
+_MONTH = re.compile(r"[0-9]{4}-[0-9]{2}", re.ASCII)
+_MS_PER_DAY = 86_400_000
+_EPOCH = date(1970, 1, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +29,17 @@ class Downtime:
     screen: str
     start_ms: int
     end_ms: int | None  # None: still dark
+
+
+class TaskLike(Protocol):
+    """What the compliance KPIs read of a task (tasks.Task)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def due_ms(self) -> int: ...
+    @property
+    def done_ms(self) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +62,12 @@ class Kpis:
     failures_by_component: dict[str, int] = field(default_factory=dict)
     response_breaches: int = 0  # response deadlines that passed in the month without acknowledge
     onsite_breaches: int = 0
+    inspection_compliance_rate: float | None = None
+    followup_compliance_rate: float | None = None
+    inspections_due: int = 0  # the compliance rates' denominators
+    followups_due: int = 0
+    # kind -> model -> installed unit-hours in the month / failures in the month
+    mtbf_h_by_model: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
 
 def _unfixed_at(t: Ticket, ts_ms: int) -> bool:
@@ -51,19 +76,19 @@ def _unfixed_at(t: Ticket, ts_ms: int) -> bool:
 
 
 def month_bounds(month: str) -> tuple[int, int]:
-    """`YYYY-MM` -> [start, end) in ms, UTC."""
-    try:
-        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
-    except (TypeError, ValueError):
-        raise TicketInputError(f"month must be YYYY-MM (e.g. 2026-03), got {month!r}") from None
-    if len(month) != 7:
-        raise TicketInputError(f"month must be YYYY-MM (e.g. 2026-03), got {month!r}")
-    nxt = (
-        start.replace(year=start.year + 1, month=1)
-        if start.month == 12
-        else start.replace(month=start.month + 1)
-    )
-    return int(start.timestamp() * 1000), int(nxt.timestamp() * 1000)
+    """`YYYY-MM` (years 0001..9999) -> [start, end) in ms, UTC.
+
+    The end is counted in days from the start, not built as a datetime: the month after
+    9999-12 has no datetime, but its first millisecond is a plain int64.
+    """
+    bad = TicketInputError(f"month must be YYYY-MM (e.g. 2026-03), got {month!r}")
+    if not isinstance(month, str) or not _MONTH.fullmatch(month):
+        raise bad
+    year, mon = int(month[:4]), int(month[5:])
+    if year < 1 or not 1 <= mon <= 12:
+        raise bad
+    start = (date(year, mon, 1) - _EPOCH).days * _MS_PER_DAY
+    return start, start + calendar.monthrange(year, mon)[1] * _MS_PER_DAY
 
 
 def _rate(num: int, den: int) -> float | None:
@@ -101,8 +126,13 @@ def compute_kpis(
     screens: set[tuple[str, str]],
     now_ms: int,
     site: str | None = None,
+    tasks: Iterable[TaskLike] = (),
+    components: Iterable[InstalledComponent] = (),
 ) -> Kpis:
-    """KPIs of `month`; inputs may hold more than the month, filtering happens here."""
+    """KPIs of `month`; inputs may hold more than the month, filtering happens here.
+
+    `tasks` (proactive care) and `components` (the installed base) must already be
+    limited to `site`."""
     start, end = month_bounds(month)
     tickets = list(tickets)
     opened = [t for t in tickets if _in(t.opened_ms, start, end)]
@@ -163,6 +193,7 @@ def compute_kpis(
     span = len(screen_set) * max(period_end - start, 0)
     availability = 1 - dark_total / span if span else None
 
+    care = _care_compliance(tasks, start, end, now_ms)
     return Kpis(
         month=month,
         site=site,
@@ -182,5 +213,56 @@ def compute_kpis(
         failures_by_component=dict(sorted(Counter(t.component_kind for t in opened).items())),
         response_breaches=sum(1 for t in tickets if _in(t.response_breached_ms, start, end)),
         onsite_breaches=sum(1 for t in tickets if _in(t.onsite_breached_ms, start, end)),
+        inspection_compliance_rate=_rate(*care["inspection"]),
+        followup_compliance_rate=_rate(*care["follow_up"]),
+        inspections_due=care["inspection"][1],
+        followups_due=care["follow_up"][1],
+        mtbf_h_by_model=_mtbf_by_model(opened, components, start, min(end, now_ms)),
     )
+
+
+_DAY_MS = 86_400_000
+
+
+def _care_compliance(tasks: Iterable[TaskLike], start: int, end: int, now_ms: int
+                     ) -> dict[str, tuple[int, int]]:
+    """kind -> (done by their due date, due in the month). A task counts once it is done
+    or its due date is over (done later, or not at all: a miss); one due later this
+    month and not done yet is not judged yet."""
+    out = {"inspection": [0, 0], "follow_up": [0, 0]}
+    for task in tasks:
+        counts = out.get(task.kind)
+        if counts is None or not _in(task.due_ms, start, end):
+            continue
+        late = task.due_ms + _DAY_MS  # due on its due date, late from the next day
+        if task.done_ms is None and now_ms < late:
+            continue
+        counts[1] += 1
+        if task.done_ms is not None and task.done_ms < late:
+            counts[0] += 1
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def _mtbf_by_model(opened: Iterable[Ticket], components: Iterable[InstalledComponent],
+                   start: int, end: int) -> dict[str, dict[str, float | None]]:
+    """Installed unit-hours of each (kind, model) in [start, end) over its failures
+    opened in the month (spares.FAILURE_KIND, product faults); None without failures.
+    A model with failures but no recorded installed base is left out."""
+    hours: dict[tuple[str, str], float] = {}
+    model_of: dict[tuple[str, str, str, str], str] = {}
+    for c in components:
+        model_of[(c.site, c.screen, c.component, c.kind)] = c.model
+        h = c.quantity * hours_between(c.first_ms, start, end)
+        if h > 0:
+            hours[(c.kind, c.model)] = hours.get((c.kind, c.model), 0.0) + h
+    failures: Counter[tuple[str, str]] = Counter()
+    for t in opened:
+        kind = failure_kind(t.component, t.fault)
+        if kind is not None and t.product_fault:
+            failures[(kind, model_of.get((t.site, t.screen, t.component, kind), "unknown"))] += 1
+    out: dict[str, dict[str, float | None]] = {}
+    for (kind, model), h in sorted(hours.items()):
+        n = failures.get((kind, model), 0)
+        out.setdefault(kind, {})[model] = h / n if n else None
+    return out
 

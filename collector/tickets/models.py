@@ -111,6 +111,19 @@ class Survey:
 
 
 @dataclass(frozen=True, slots=True)
+class PartUsed:
+    """A spare part fitted on a repair, recorded with the resolve step."""
+
+    ticket_id: int
+    site: str
+    screen: str
+    component: str
+    model: str
+    quantity: int
+    ts_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class Ticket:
     id: int
     key: str
@@ -157,6 +170,7 @@ class Ticket:
     history: tuple[TicketEvent, ...] = field(default_factory=tuple)
     survey: Survey | None = None
     effects: tuple[Effect, ...] = ()
+    parts_used: tuple[PartUsed, ...] = ()
 
     @property
     def cycle_start_ms(self) -> int:

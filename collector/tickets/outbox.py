@@ -4,7 +4,8 @@ Rows are written by the ticket service in the transaction of the change they ann
 (core.py `_enqueue`), so a change and its notifications commit or vanish together. The
 sender takes them from here:
 - `due` hands out, per (ticket, channel), only the oldest row that is neither delivered
-  nor given up, once its next attempt is due: a ticket's news arrive in order;
+  nor given up, once its next attempt is due: a ticket's news arrive in order (a task's
+  rows, task_due before task_overdue, likewise per task);
 - handing a row out claims it for this store's owner for `LEASE_MS` (`claimed_by`,
   `claimed_until`), so several collectors on one PostgreSQL do not send the same row at
   once; a collector that dies holding a claim lets it lapse and another sends the row
@@ -43,6 +44,13 @@ def _notification(row: Any) -> Notification:
     )
 
 
+def _queue(row: Any) -> str:
+    """The ordering unit of a row: its ticket, else its task, else the row alone."""
+    if row.ticket_id is not None:
+        return f"ticket:{row.ticket_id}"
+    return f"task:{row.task_id}" if row.task_id is not None else f"notification:{row.id}"
+
+
 class SqlOutbox:
     def __init__(self, engine: Engine, owner: str | None = None) -> None:
         self._engine = engine
@@ -57,10 +65,10 @@ class SqlOutbox:
                 .order_by(nt.c.created_ms, nt.c.id)
                 .limit(SCAN)
             ).all()
-            seen: set[tuple[int, str]] = set()
+            seen: set[tuple[str, str]] = set()
             out: list[Pending] = []
             for row in rows:
-                key = (int(row.ticket_id), row.channel)
+                key = (_queue(row), row.channel)
                 if key in seen:
                     continue  # an older row of this ticket and channel is still on its way
                 seen.add(key)
@@ -103,8 +111,10 @@ class SqlOutbox:
         with self._engine.begin() as conn:
             if conn.execute(select(nt.c.id).where(nt.c.id == n.id)).first() is not None:
                 return False
+            kind, _, ident = n.queue.partition(":")
             conn.execute(nt.insert().values(
-                id=n.id, ticket_id=int(n.ticket.get("id", 0)), event=n.event.value,
+                id=n.id, ticket_id=int(ident) if kind == "ticket" else None,
+                task_id=int(ident) if kind == "task" else None, event=n.event.value,
                 channel=n.channel, level=n.level, recipients=orjson.dumps(list(n.recipients))
                 .decode(), note=n.note, payload=orjson.dumps(n.ticket).decode(),
                 created_ms=n.created_ms, attempts=0, next_attempt_ms=n.created_ms))

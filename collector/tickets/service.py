@@ -1,7 +1,8 @@
 """The ticket service: findings and desk actions in, tickets with SLA clocks out.
 
 `TicketService` combines the parts (core.py: store and steps; apply.py: findings;
-desk.py: people; maintenance.py: windows) and adds the reads: lists and KPIs.
+desk.py: people; maintenance.py: windows; tasks.py: proactive-care tasks; parts.py:
+installed base, parts used, spares) and adds the reads: lists and KPIs.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from collector.tickets.kpis import Downtime, Kpis, compute_kpis, month_bounds
 from collector.tickets.lifecycle import State
 from collector.tickets.maintenance import MaintenanceMixin
 from collector.tickets.models import Survey, Ticket, TicketChange
+from collector.tickets.parts import PartsMixin
+from collector.tickets.tasks import TasksMixin
 from collector.tickets.warranty import Warranty
 
 __all__ = ["DETECTOR", "TicketFilter", "TicketService"]
 
 
-class TicketService(MaintenanceMixin, DeskMixin):
+class TicketService(MaintenanceMixin, DeskMixin, TasksMixin, PartsMixin):
     def list(
         self, filters: TicketFilter | None = None, limit: int = 100, offset: int = 0
     ) -> tuple[builtins.list[Ticket], int]:
@@ -106,7 +109,12 @@ class TicketService(MaintenanceMixin, DeskMixin):
             ]
         known = self.screens() | set(screens)
         tickets = [self._ticket(r, now) for r in rows]
-        return compute_kpis(month, tickets, surveys, downtimes, known, now, site)
+        # Tasks due in the month (compliance) and the installed base (MTBF per model);
+        # through TasksMixin/PartsMixin directly, whatever a subclass makes of the reads.
+        tasks = TasksMixin.tasks(self, site=site, due_before=end)
+        return compute_kpis(month, tickets, surveys, downtimes, known, now, site,
+                            tasks=[t for t in tasks if t.due_ms >= start],
+                            components=PartsMixin.components(self, site))
 
     # -- detection's rolling state ----------------------------------------------------
     def save_detector_state(self, name: str, blob: bytes) -> None:

@@ -192,6 +192,18 @@ def _score(text: str) -> int:
         raise TicketInputError(f"score must be an integer 1..5, got {text!r}") from None
 
 
+def _parts(form: Mapping[str, str]) -> list[dict[str, object]]:
+    """The resolve form's one spare-part line (model and quantity), if filled in."""
+    model = form.get("part_model", "").strip()
+    if not model:
+        return []
+    quantity = form.get("part_quantity", "").strip() or "1"
+    try:
+        return [{"model": model, "quantity": int(quantity)}]
+    except ValueError:
+        raise TicketInputError(f"part quantity must be a whole number, got {quantity!r}") from None
+
+
 # step -> what it calls: (service, ticket id, actor, form fields) -> the ticket
 STEPS: Final[dict[str, Callable[[TicketService, int, str, Mapping[str, str]], Ticket]]] = {
     "acknowledge": lambda s, i, a, f: s.acknowledge(i, a, f.get("note", "")),
@@ -204,6 +216,7 @@ STEPS: Final[dict[str, Callable[[TicketService, int, str, Mapping[str, str]], Ti
         root_cause=f.get("root_cause", ""),
         product_fault=f.get("product_fault") == "yes",
         note=f.get("note", ""),
+        parts=_parts(f),
     ),
     "close": lambda s, i, a, f: s.close_ticket(i, a, f.get("note", "")),
     "reopen": lambda s, i, a, f: s.reopen(i, a, f.get("reason", "")),

@@ -15,7 +15,10 @@ router = APIRouter(
     prefix="/api/v1/delivery",
     tags=["delivery"],
     dependencies=[Depends(require(Role.VIEWER))],
-    responses={401: {"description": "no or unknown token"}},
+    responses={
+        401: {"description": "no or unknown token"},
+        503: {"description": "this collector process does not track delivery"},
+    },
 )
 
 

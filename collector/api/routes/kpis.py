@@ -20,7 +20,11 @@ router = APIRouter(
 @router.get("", response_model=KpisPublic)
 def get_kpis(
     ctx: CtxDep,
-    month: Annotated[str, Query(description="YYYY-MM, UTC month")],
+    month: Annotated[str, Query(
+        description="YYYY-MM, UTC month", examples=["2026-03"], max_length=64,
+        # Documented, not enforced here: the service's 422 then states the format.
+        json_schema_extra={"pattern": r"^[0-9]{4}-(0[1-9]|1[0-2])$"},
+    )],
     site: Annotated[str | None, Query(pattern=ID_PATTERN.pattern)] = None,
 ) -> KpisPublic:
     # The month is checked by the service so the 422 message states the format.

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 
-from collector.api.deps import CtxDep, Engineer, Role, require
+from collector.api.deps import MAX_ID, CtxDep, Engineer, Limit, Offset, Role, require
 from collector.api.schemas import (
     MaintenanceCreate,
     MaintenanceDetailPublic,
@@ -29,7 +29,7 @@ router = APIRouter(
         403: {"description": "the token's role is too low"},
     },
 )
-WindowId = Annotated[int, Path(ge=1, le=2**31 - 1, description="maintenance window id")]
+WindowId = Annotated[int, Path(ge=1, le=MAX_ID, description="maintenance window id")]
 
 
 def _detail(ctx: CtxDep, window_id: int) -> MaintenanceDetailPublic:
@@ -38,7 +38,22 @@ def _detail(ctx: CtxDep, window_id: int) -> MaintenanceDetailPublic:
     return MaintenanceDetailPublic(**asdict(window), suppressed=held)
 
 
-@router.post("", response_model=MaintenanceDetailPublic, status_code=status.HTTP_201_CREATED)
+_WINDOW_ID = {"window_id": "$response.body#/id"}
+# OpenAPI links: the window a response returns can be read and ended (schemathesis'
+# stateful phase follows them).
+_LINKS = {
+    "getWindow": {"operationId": "getWindow", "parameters": _WINDOW_ID},
+    "endWindow": {"operationId": "endWindow", "parameters": _WINDOW_ID},
+}
+
+
+@router.post(
+    "",
+    response_model=MaintenanceDetailPublic,
+    status_code=status.HTTP_201_CREATED,
+    operation_id="createWindow",
+    responses={201: {"description": "the window", "links": _LINKS}},
+)
 def create_window(body: MaintenanceCreate, ctx: CtxDep, who: Engineer) -> MaintenanceDetailPublic:
     start = ctx.tickets.now_ms() if body.start is None else int(body.start.timestamp() * 1000)
     if (body.end is None) == (body.duration_min is None):
@@ -55,26 +70,26 @@ def create_window(body: MaintenanceCreate, ctx: CtxDep, who: Engineer) -> Mainte
     return _detail(ctx, window.id)
 
 
-@router.get("", response_model=list[MaintenancePublic])
+@router.get("", response_model=list[MaintenancePublic], operation_id="listWindows")
 def list_windows(
     ctx: CtxDep,
     site: Annotated[str | None, Query(pattern=ID_PATTERN.pattern)] = None,
     active: Annotated[bool, Query(description="only windows running now")] = False,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[MaintenancePublic]:
     at = ctx.tickets.now_ms() if active else None
     found = ctx.tickets.windows(site=site, active_at=at, limit=limit, offset=offset)
     return [MaintenancePublic.model_validate(w) for w in found]
 
 
-@router.get("/{window_id}", response_model=MaintenanceDetailPublic,
+@router.get("/{window_id}", response_model=MaintenanceDetailPublic, operation_id="getWindow",
             responses={404: {"description": "no such window"}})
 def get_window(window_id: WindowId, ctx: CtxDep) -> MaintenanceDetailPublic:
     return _detail(ctx, window_id)
 
 
-@router.delete("/{window_id}", response_model=MaintenanceDetailPublic,
+@router.delete("/{window_id}", response_model=MaintenanceDetailPublic, operation_id="endWindow",
                responses={404: {"description": "no such window"}})
 def end_window(window_id: WindowId, ctx: CtxDep, who: Engineer) -> MaintenanceDetailPublic:
     ctx.tickets.end_window(window_id, who.actor())

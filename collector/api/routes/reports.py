@@ -45,7 +45,8 @@ def inspection_report(
     screen: IdPath,
     ctx: CtxDep,
     quarter: Annotated[str, Query(description="YYYY-Qn, a UTC calendar quarter",
-                                  examples=["2026-Q4"], max_length=16)],
+                                  examples=["2026-Q4"], max_length=16,
+                                  json_schema_extra={"pattern": r"^[0-9]{4}-Q[1-4]$"})],
     format: Annotated[Literal["html", "pdf"] | None, Query(
         description="html (default) or pdf; without it, Accept: application/pdf gives PDF"
     )] = None,

@@ -7,11 +7,11 @@ steps.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from collector.api.deps import CtxDep, Engineer, Role, require
+from collector.api.deps import MAX_ID, CtxDep, Engineer, Limit, Offset, Role, require
 from collector.api.schemas import (
     DispatchBody,
     PauseBody,
@@ -25,7 +25,7 @@ from collector.api.schemas import (
     TicketsPublic,
 )
 from collector.detect.findings import Priority
-from collector.tickets.lifecycle import State
+from collector.tickets.lifecycle import TRANSITIONS, WORKING, State, allowed_steps
 from collector.tickets.models import Ticket
 from collector.tickets.service import TicketFilter
 from ledwatch.contract import ID_PATTERN
@@ -40,17 +40,45 @@ router = APIRouter(
         404: {"description": "no such ticket"},
     },
 )
-TicketId = Annotated[int, Path(ge=1, le=2**31 - 1, description="ticket id")]
-STEP_RESPONSES: dict[int | str, dict[str, str]] = {
-    409: {"description": "the current state does not allow this step"}
-}
+TicketId = Annotated[int, Path(ge=1, le=MAX_ID, description="ticket id")]
+
+
+def _steps_after(step: str) -> list[str]:
+    """The steps the desk may take after `step`, read from the lifecycle table."""
+    if step == "pause":
+        return ["resume"]
+    if step in ("create", "resume"):
+        states = [State.OPEN] if step == "create" else sorted(WORKING)
+    else:
+        states = [to for (_, s), to in TRANSITIONS.items() if s.value == step]
+    after: list[str] = []
+    for state in states:
+        after += [s.value for s in allowed_steps(state) if s.value not in after]
+    return after
+
+
+def _links(step: str) -> dict[str, Any]:
+    """OpenAPI links from a response carrying a ticket to its next steps: how a client,
+    or schemathesis' stateful phase, walks a ticket through the lifecycle."""
+    ticket_id = {"ticket_id": "$response.body#/id"}
+    links = {"getTicket": {"operationId": "getTicket", "parameters": ticket_id}}
+    for nxt in _steps_after(step):
+        links[nxt] = {"operationId": f"{nxt}Ticket", "parameters": ticket_id}
+    return links
+
+
+def _step_responses(step: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {"description": "the ticket after the step", "links": _links(step)},
+        409: {"description": "the current state does not allow this step"},
+    }
 
 
 def _detail(ticket: Ticket) -> TicketDetailPublic:
     return TicketDetailPublic.model_validate(ticket)
 
 
-@router.get("", response_model=TicketsPublic)
+@router.get("", response_model=TicketsPublic, operation_id="listTickets")
 def list_tickets(
     ctx: CtxDep,
     state: State | None = None,
@@ -58,8 +86,8 @@ def list_tickets(
     screen: Annotated[str | None, Query(pattern=ID_PATTERN.pattern)] = None,
     priority: Priority | None = None,
     open_only: Annotated[bool, Query(alias="open", description="every state but closed")] = False,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> TicketsPublic:
     filters = TicketFilter(
         state=state, site=site, screen=screen, priority=priority, open_only=open_only
@@ -68,7 +96,7 @@ def list_tickets(
     return TicketsPublic(data=[TicketPublic.model_validate(t) for t in tickets], count=count)
 
 
-@router.get("/{ticket_id}", response_model=TicketDetailPublic)
+@router.get("/{ticket_id}", response_model=TicketDetailPublic, operation_id="getTicket")
 def get_ticket(ticket_id: TicketId, ctx: CtxDep) -> TicketDetailPublic:
     return _detail(ctx.tickets.get(ticket_id))
 
@@ -77,11 +105,22 @@ def get_ticket(ticket_id: TicketId, ctx: CtxDep) -> TicketDetailPublic:
     "",
     response_model=TicketDetailPublic,
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"description": "the fault already had an open ticket; report added"}},
+    operation_id="createTicket",
+    responses={
+        201: {"description": "a new ticket", "links": _links("create")},
+        200: {"model": TicketDetailPublic, "links": _links("create"),
+              "description": "the fault already had an open ticket; report added"},
+    },
 )
 def create_ticket(
     body: TicketCreate, ctx: CtxDep, who: Engineer, response: Response
 ) -> TicketDetailPublic:
+    """A fault reported by phone or e-mail. The site and screen must be known (a contract,
+    an agent or an earlier ticket names them) unless the body says `"new_site": true`."""
+    if not body.new_site:
+        live = {(s.site, s.screen) for s in ctx.screens.list()}
+        agent_sites = {site for site, _agent in ctx.screens.agents()}
+        ctx.tickets.check_known(body.site, body.screen, live, agent_sites)
     ticket, created = ctx.tickets.create_manual(
         site=body.site,
         screen=body.screen,
@@ -98,7 +137,10 @@ def create_ticket(
 
 
 @router.post(
-    "/{ticket_id}/acknowledge", response_model=TicketDetailPublic, responses=STEP_RESPONSES
+    "/{ticket_id}/acknowledge",
+    response_model=TicketDetailPublic,
+    operation_id="acknowledgeTicket",
+    responses=_step_responses("acknowledge"),
 )
 def acknowledge(
     ticket_id: TicketId, ctx: CtxDep, who: Engineer, body: StepBody | None = None
@@ -107,14 +149,24 @@ def acknowledge(
     return _detail(ctx.tickets.acknowledge(ticket_id, who.actor(body.by), body.note))
 
 
-@router.post("/{ticket_id}/dispatch", response_model=TicketDetailPublic, responses=STEP_RESPONSES)
+@router.post(
+    "/{ticket_id}/dispatch",
+    response_model=TicketDetailPublic,
+    operation_id="dispatchTicket",
+    responses=_step_responses("dispatch"),
+)
 def dispatch(
     ticket_id: TicketId, body: DispatchBody, ctx: CtxDep, who: Engineer
 ) -> TicketDetailPublic:
     return _detail(ctx.tickets.dispatch(ticket_id, who.actor(body.by), body.engineer, body.note))
 
 
-@router.post("/{ticket_id}/arrive", response_model=TicketDetailPublic, responses=STEP_RESPONSES)
+@router.post(
+    "/{ticket_id}/arrive",
+    response_model=TicketDetailPublic,
+    operation_id="arriveTicket",
+    responses=_step_responses("arrive"),
+)
 def arrive(
     ticket_id: TicketId, ctx: CtxDep, who: Engineer, body: StepBody | None = None
 ) -> TicketDetailPublic:
@@ -122,7 +174,12 @@ def arrive(
     return _detail(ctx.tickets.arrive(ticket_id, who.actor(body.by), body.note))
 
 
-@router.post("/{ticket_id}/resolve", response_model=TicketDetailPublic, responses=STEP_RESPONSES)
+@router.post(
+    "/{ticket_id}/resolve",
+    response_model=TicketDetailPublic,
+    operation_id="resolveTicket",
+    responses=_step_responses("resolve"),
+)
 def resolve(
     ticket_id: TicketId, ctx: CtxDep, who: Engineer, body: ResolveBody | None = None
 ) -> TicketDetailPublic:
@@ -134,11 +191,17 @@ def resolve(
         root_cause=body.root_cause,
         product_fault=body.product_fault,
         note=body.note,
+        parts=[p.model_dump() for p in body.parts],
     )
     return _detail(ticket)
 
 
-@router.post("/{ticket_id}/close", response_model=TicketDetailPublic, responses=STEP_RESPONSES)
+@router.post(
+    "/{ticket_id}/close",
+    response_model=TicketDetailPublic,
+    operation_id="closeTicket",
+    responses=_step_responses("close"),
+)
 def close(
     ticket_id: TicketId, ctx: CtxDep, who: Engineer, body: StepBody | None = None
 ) -> TicketDetailPublic:
@@ -146,18 +209,33 @@ def close(
     return _detail(ctx.tickets.close_ticket(ticket_id, who.actor(body.by), body.note))
 
 
-@router.post("/{ticket_id}/reopen", response_model=TicketDetailPublic, responses=STEP_RESPONSES)
+@router.post(
+    "/{ticket_id}/reopen",
+    response_model=TicketDetailPublic,
+    operation_id="reopenTicket",
+    responses=_step_responses("reopen"),
+)
 def reopen(ticket_id: TicketId, body: ReopenBody, ctx: CtxDep, who: Engineer) -> TicketDetailPublic:
     return _detail(ctx.tickets.reopen(ticket_id, who.actor(body.by), body.reason))
 
 
-@router.post("/{ticket_id}/pause", response_model=TicketDetailPublic, responses=STEP_RESPONSES)
+@router.post(
+    "/{ticket_id}/pause",
+    response_model=TicketDetailPublic,
+    operation_id="pauseTicket",
+    responses=_step_responses("pause"),
+)
 def pause(ticket_id: TicketId, body: PauseBody, ctx: CtxDep, who: Engineer) -> TicketDetailPublic:
     """Waiting on the customer: the SLA clocks stop until `resume`."""
     return _detail(ctx.tickets.pause(ticket_id, who.actor(body.by), body.reason))
 
 
-@router.post("/{ticket_id}/resume", response_model=TicketDetailPublic, responses=STEP_RESPONSES)
+@router.post(
+    "/{ticket_id}/resume",
+    response_model=TicketDetailPublic,
+    operation_id="resumeTicket",
+    responses=_step_responses("resume"),
+)
 def resume(
     ticket_id: TicketId, ctx: CtxDep, who: Engineer, body: StepBody | None = None
 ) -> TicketDetailPublic:
@@ -165,6 +243,11 @@ def resume(
     return _detail(ctx.tickets.resume(ticket_id, who.actor(body.by), body.note))
 
 
-@router.post("/{ticket_id}/survey", response_model=TicketDetailPublic, responses=STEP_RESPONSES)
+@router.post(
+    "/{ticket_id}/survey",
+    response_model=TicketDetailPublic,
+    operation_id="surveyTicket",
+    responses=_step_responses("survey"),
+)
 def survey(ticket_id: TicketId, body: SurveyBody, ctx: CtxDep, who: Engineer) -> TicketDetailPublic:
     return _detail(ctx.tickets.survey(ticket_id, who.actor(body.by), body.score, body.comment))

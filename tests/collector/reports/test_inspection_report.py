@@ -107,7 +107,7 @@ def test_the_quarter_in_figures(run: Run) -> None:
     assert w.end_ms == emulated.ms("2027-01-15T01:15")
     assert w.covers_quarter_end and 44 < w.days_left < 46
 
-    assert r.parts is None and r.tasks is None and r.inventory is None  # not in the service yet
+    assert r.parts == () and r.tasks == () and r.inventory == ()  # none recorded in this run
     texts = [a.text for a in r.actions]
     assert texts[0] == (f"Replace PSU {emulated.DRIFTING_PSU}: predicted to fail by 2026-12-09 "
                         f"(ticket #{run.ids['psu_degrading']}).")
@@ -129,7 +129,7 @@ def test_html_and_pdf_carry_the_figures(run: Run, tmp_path: Path) -> None:
     assert f"{emulated.DRIFTING_PSU} 4.89 4.89 -30 mV/day" in text  # the PSU with its trend
     assert "2027-01-15" in text and "45 days left" in text  # warranty end
     assert html.count("<svg") == 2  # temperatures and PSU rails
-    assert "No data: the ticket service records no spare parts yet." in text
+    assert "None used in 2026-Q4." in text and "No installed base known" in text
     (tmp_path / "inspection.html").write_text(html, "utf-8")
 
     pdf = render_pdf(html)

@@ -1,5 +1,5 @@
 """Issue 9: the installed base, spare parts used, proactive-care tasks; notification
-claims for several collectors on one database.
+claims for several collectors on one database, and notifications about tasks.
 
 Revision ID: 0003
 Revises: 0002
@@ -19,9 +19,6 @@ Ms = sa.BigInteger
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("notifications") as batch:
-        batch.add_column(sa.Column("claimed_by", sa.String(128), nullable=True))
-        batch.add_column(sa.Column("claimed_until", Ms, nullable=True))
     op.create_table(
         "components",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -31,6 +28,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("model", sa.String(128), nullable=False),
         sa.Column("quantity", sa.Integer, nullable=False),
+        sa.Column("first_ms", Ms, nullable=False),
         sa.Column("seen_ms", Ms, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_components"),
         sa.UniqueConstraint("site", "screen", "component", "kind", name="uq_components_part"),
@@ -64,15 +62,29 @@ def upgrade() -> None:
         sa.Column("note", sa.Text, nullable=False),
         sa.Column("report", sa.Text, nullable=True),
         sa.Column("notified_ms", Ms, nullable=True),
+        sa.Column("overdue_notified_ms", Ms, nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_tasks"),
         sa.UniqueConstraint("site", "screen", "kind", "due_ms", name="uq_tasks_due"),
     )
     op.create_index("ix_tasks_due_ms", "tasks", ["due_ms"])
+    # Task and report notifications go through the same outbox: a row is about a ticket
+    # or a task (or, a report on a screen without a task, neither).
+    with op.batch_alter_table("notifications") as batch:
+        batch.add_column(sa.Column("claimed_by", sa.String(128), nullable=True))
+        batch.add_column(sa.Column("claimed_until", Ms, nullable=True))
+        batch.alter_column("ticket_id", existing_type=sa.Integer, nullable=True)
+        batch.add_column(sa.Column("task_id", sa.Integer, nullable=True))
+        batch.create_foreign_key("fk_notifications_task_id_tasks", "tasks", ["task_id"], ["id"])
+        batch.create_index("ix_notifications_task_id", ["task_id"])
 
 
 def downgrade() -> None:
-    for table in ("tasks", "parts_used", "components"):
-        op.drop_table(table)
     with op.batch_alter_table("notifications") as batch:
+        batch.drop_index("ix_notifications_task_id")
+        batch.drop_constraint("fk_notifications_task_id_tasks", type_="foreignkey")
+        batch.drop_column("task_id")
+        batch.alter_column("ticket_id", existing_type=sa.Integer, nullable=False)
         batch.drop_column("claimed_until")
         batch.drop_column("claimed_by")
+    for table in ("tasks", "parts_used", "components"):
+        op.drop_table(table)
