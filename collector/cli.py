@@ -40,6 +40,21 @@ def _ensure_sqlite_dir(url: str) -> None:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
 
+def check_folders(settings: CollectorSettings, create: bool) -> None:
+    """Every folder the collector writes, checked at start with a message naming the key
+    (a traceback from deep inside SQLite or the report writer helps nobody). The reports
+    folder is only probed, never created here: reports are written into it when due."""
+    from ledwatch.files import check_writable_dir
+
+    url = settings.database.url
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        check_writable_dir(Path(url.removeprefix("sqlite:///")).parent, "database.url", create)
+    if settings.influx.output == "local":
+        check_writable_dir(settings.influx.local_path.parent, "influx.local_path", create)
+    if settings.reports.enabled and settings.care.enabled:
+        check_writable_dir(settings.reports.folder, "reports.folder", create=False)
+
+
 def run(settings: CollectorSettings, stop: threading.Event) -> int:
     """Run until `stop` is set; used by `main` and usable in-process."""
     from collector.service import Collector, serve_api
@@ -64,6 +79,7 @@ def run(settings: CollectorSettings, stop: threading.Event) -> int:
                 tokens=settings.api.resolve_tokens(),
                 delivery=collector.delivery,
                 reports=ReportSource.from_settings(settings),
+                care=settings.care,
             )
             api = serve_api(ctx, settings.api.host, settings.api.port)
             log.info("API on %s (OpenAPI at /docs)", api.url)
@@ -128,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.config)
     except ConfigError as exc:
         print(f"ledwatch collector: {args.config}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        check_folders(settings, create=not args.check_config)
+    except ConfigError as exc:
+        print(f"ledwatch collector: {exc}", file=sys.stderr)
         return 2
     if args.check_config:
         print(

@@ -1,38 +1,43 @@
-"""The collector process wired together: MQTT -> queue -> batch writer -> ack, plus detection.
+"""The collector process wired together: MQTT -> queue -> ingest -> parallel writes -> ack.
 
 ```
- paho thread ──on_message──> bounded queue ──> writer loop (one thread):
+ paho thread ──on_message──> bounded queue ──> ingest loop (one thread):
                                                 decode + validate   (bad: dead letter, ack)
                                                 encode lines, detect findings (per batch)
-                                                write batch (retry with backoff, no ack)
-                                                ack the batch's messages
+                                                submit the batch ──> write pool (pipeline.py):
+                                                                     up to max_in_flight
+                                                                     writes at once, retried
+                                                                     with backoff; acks in
+                                                                     the order taken
 ```
 A message is acknowledged only after its points are accepted by the sink (or it was
 refused as a dead letter), so the broker keeps anything not stored. While the sink is
-down the loop retries the same batch and takes nothing new; the broker stops delivering
-once `max_pending` messages wait for their ack (MQTT 5 Receive Maximum). Mosquitto 2.0.11
-does not keep to that window (measured: each PUBACK lets a whole window through), so
-the bound that holds is ours: the batch (<= max_pending) plus the full queue
-(max_pending + 1); past that `_enqueue` blocks paho's thread and TCP pushes back.
-Findings go to the ticket service (if any) in the same loop; the ticket service's
-listener adds one `ticket` point per state change to the next batch. Those points are
-best-effort history: a crash before that batch loses them, while the ticket itself is
-safe in SQL (the source of truth, served by the API); see docs/delivery.md.
-Once a batch is stored, its snapshots' seqs go to the delivery tracker
-(collector/delivery.py: gaps, duplicates), before the ack.
+down the pool retries its batches and, full, blocks the ingest loop, which takes nothing
+new; the broker stops delivering once `max_pending` messages wait for their ack (MQTT 5
+Receive Maximum). Mosquitto 2.0.11 does not keep to that window (measured: each PUBACK
+lets a whole window through), so the bound that holds is ours: the batches held by the
+pool (<= max_pending messages together) plus the full queue (max_pending + 1); past that
+`_enqueue` blocks paho's thread and TCP pushes back.
+Findings go to the ticket service (if any) in the ingest loop, which sees each screen's
+snapshots in order; the ticket service's listener adds one `ticket` point per state
+change to the next batch. Those points are best-effort history: a crash before that
+batch loses them, while the ticket itself is safe in SQL (the source of truth, served by
+the API); see docs/delivery.md. Once a batch is stored, its snapshots' seqs go to the
+delivery tracker (collector/delivery.py: gaps, duplicates), before the ack.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from collector.api.server import ApiServer, serve_api
 from collector.detect.engine import Detector
 from collector.detect.findings import Finding
 from collector.influx.errors import WriteError
@@ -46,17 +51,16 @@ from collector.influx.lineproto import (
 from collector.influx.writers import Writer, make_writer
 from collector.ingest.decode import Decoded, DecodeError, decode
 from collector.ingest.mqtt_consumer import Inbound, MqttConsumer, MqttOptions
-from collector.metrics import Metrics
+from collector.metrics import PREFIX, Metrics
+from collector.pipeline import Batch, Outcome, WritePool
 from collector.settings import CollectorSettings
 from collector.state import ScreenDirectory, ScreenState
 
-if TYPE_CHECKING:
-    from collector.api.app import ApiContext
+__all__ = ["ApiServer", "Collector", "serve_api"]
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
-_STORED, _DROPPED, _GAVE_UP = object(), object(), object()  # outcomes of _write()
 _MAX_UNAPPLIED = 100_000
 # Write a batch early when no message came for this long: the broker sends at most its
 # in-flight window before it waits for our acks, so waiting out the whole flush interval
@@ -105,7 +109,9 @@ class Collector:
         self._stopping = threading.Event()
         self._give_up = threading.Event()  # stop() ran out of time: leave unacked
         self._thread: threading.Thread | None = None
-        self._writer_ok = False
+        self.pool: WritePool | None = None  # created by start(), once the sink is set up
+        self._care: threading.Thread | None = None
+        self.last_care: Any = None  # collector.care.CareSummary of the latest run
         self.sender: Any = None  # collector.notify.sender.Sender, when [notify] has channels
         if tickets is not None:
             tickets.add_listener(self._on_ticket_change)
@@ -154,9 +160,36 @@ class Collector:
             ) from exc
         if self.tickets is not None and self.settings.notify.channels:
             self._start_sender(check_channels)
-        self._thread = threading.Thread(target=self._run, name="collector-writer", daemon=True)
+        inf = self.settings.influx
+        self.pool = WritePool(self.writer, self._batch_done, self._write_failed,
+                              max_in_flight=inf.max_in_flight, max_messages=inf.max_pending,
+                              retry_max_s=inf.retry_max_s, give_up=self._give_up)
+        self._thread = threading.Thread(target=self._run, name="collector-ingest", daemon=True)
         self._thread.start()
         self.consumer.start()
+        if self.tickets is not None and self.settings.care.enabled:
+            self._care = threading.Thread(target=self._care_loop, name="collector-care",
+                                          daemon=True)
+            self._care.start()
+
+    def _care_loop(self) -> None:
+        """Proactive care (collector/care.py) off the ingest thread: a report's PDF takes
+        seconds to render, and ingest must not wait for it."""
+        from collector.care import run_care_jobs
+        from collector.reports.source import ReportSource
+
+        source = ReportSource.from_settings(self.settings)
+        while not self._stopping.wait(self.settings.care.interval_s):
+            try:
+                summary = run_care_jobs(self.tickets, self.settings, self._clock_ms(),
+                                        screens=self.screens, source=source)
+            except Exception as exc:  # run_care_jobs contains its duties' failures
+                self.metrics.error(f"care job: {exc!r}")
+                log.exception("care job failed")
+                continue
+            self.last_care = summary
+            if summary.errors:
+                self.metrics.error(summary.errors[-1])
 
     def _start_sender(self, check: bool) -> None:
         from collector.notify.build import build_channels, check_channels
@@ -167,8 +200,6 @@ class Collector:
         tickets = self.tickets
 
         def open_tickets() -> list[dict[str, Any]]:
-            import dataclasses
-
             from collector.tickets.service import TicketFilter
 
             found, _ = tickets.list(TicketFilter(open_only=True), limit=1000)
@@ -207,9 +238,14 @@ class Collector:
             self._give_up.set()
             self._thread.join(5.0)
         self.save_detector_state()
+        if self._care is not None:
+            self._care.join(30.0)  # finishing a report in progress
+            self._care = None
         if self.sender is not None:
             self.sender.stop()
         self.consumer.stop()
+        if self.pool is not None:
+            self.pool.close()
         self.writer.close()
         self._thread = None
 
@@ -220,7 +256,17 @@ class Collector:
 
     def health(self) -> dict[str, Any]:
         broker = self.consumer.connected
-        influx = self.writer.ping()
+        reachable = self.writer.ping()
+        # A server that answers /ping but refuses the writes (401/403 after a token
+        # change, 5xx, a full disk) is failing too: the latest write attempt decides.
+        writes = self.pool.stats if self.pool is not None else None
+        failing = writes is not None and writes.failing
+        influx: dict[str, Any] = {"ok": reachable and not failing,
+                                  "output": self.settings.influx.output}
+        if failing and writes is not None:
+            influx["error"] = f"writes failing: {writes.last_failure}"
+        elif not reachable:
+            influx["error"] = "not reachable"
         database = True
         if self.tickets is not None:
             try:
@@ -235,8 +281,9 @@ class Collector:
             stats = self.sender.stats()
             notify_ok = not stats["down"] and stats["running"]
             parts["notify"] = {"ok": notify_ok, **stats}
+        healthy = broker and influx["ok"] and database and notify_ok
         return {
-            "status": "ok" if broker and influx and database and notify_ok else "degraded",
+            "status": "ok" if healthy else "degraded",
             **parts,
             "broker": {
                 "ok": broker,
@@ -244,13 +291,15 @@ class Collector:
                 "port": self.settings.mqtt.port,
             },
             "database": {"ok": database, "enabled": self.tickets is not None},
-            "influx": {"ok": influx, "output": self.settings.influx.output},
+            "influx": influx,
             "pending": snap["pending"],
             "last_error": snap["last_error"],
         }
 
     def metrics_text(self) -> str:
         text: str = self.metrics.render()
+        if self.pool is not None:
+            text += _write_metrics(self.pool)
         if self.sender is not None:
             text += self.sender.metrics_text()
         return text
@@ -265,6 +314,7 @@ class Collector:
             f"stored_points={s['stored_points']} dead_letters={sum(dead.values())} "
             f"pending={s['pending']} findings={s['findings']} seq_gaps={s['seq_gaps']} "
             f"seq_missing={s['seq_missing']} seq_duplicates={s['seq_duplicates']}"
+            + ("" if self.pool is None else f" writes_in_flight={self.pool.stats.in_flight}")
             + ("" if self.sender is None else f" {self.sender.status_text()}")
         )
 
@@ -293,6 +343,8 @@ class Collector:
 
     def _run(self) -> None:
         inf = self.settings.influx
+        pool = self.pool
+        assert pool is not None
         flush_s = inf.flush_interval_ms / 1000.0
         next_agent_check = time.monotonic() + 1.0
         stopping = False
@@ -301,7 +353,8 @@ class Collector:
             docs: list[dict[str, Any]] = []
             lines: list[str] = []
             deadline: float | None = None
-            while len(lines) < inf.batch_size and len(msgs) < inf.max_pending:
+            room = min(inf.max_pending, pool.room())
+            while len(lines) < inf.batch_size and len(msgs) < room:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     break
@@ -331,18 +384,37 @@ class Collector:
             with self._ticket_lock:
                 lines += self._ticket_lines
                 self._ticket_lines = []
-            outcome = self._write(lines) if lines else _STORED
-            if outcome is _GAVE_UP:
+            if (msgs or lines) and not pool.submit(Batch(msgs, docs, lines)):
                 return  # stop() gave up: leave the batch unacknowledged
-            if outcome is _STORED:
-                # Refused (dropped) snapshots are not recorded, so they show as missing.
-                self.delivery.record_docs(docs)
-            for msg in msgs:
-                self.consumer.ack(msg)
-            if msgs:
-                self.metrics.inc("pending", -len(msgs))
             if stopping or (self._stopping.is_set() and self._queue.empty()):
+                # Taken is stored and acked before we go (or stop() gives up waiting).
+                while not pool.wait_idle(0.5):
+                    if self._give_up.is_set():
+                        return
                 return
+
+    def _batch_done(self, batch: Batch) -> None:
+        """Runs once per batch, in the order taken, after it was stored or refused."""
+        if batch.outcome == Outcome.STORED:
+            if batch.lines:
+                self.metrics.inc("stored_points", len(batch.lines))
+                self.metrics.inc("stored_batches")
+            # Refused (dropped) snapshots are not recorded, so they show as missing.
+            self.delivery.record_docs(batch.docs)
+        elif batch.outcome == Outcome.DROPPED:
+            self.metrics.inc("dropped_points", len(batch.lines))
+        for msg in batch.msgs:
+            self.consumer.ack(msg)
+        if batch.msgs:
+            self.metrics.inc("pending", -len(batch.msgs))
+
+    def _write_failed(self, exc: WriteError, n_lines: int, backoff_s: float) -> None:
+        self.metrics.inc("write_errors", label="retryable" if exc.retryable else "fatal")
+        self.metrics.error(str(exc))
+        if exc.retryable:
+            log.warning("write of %d points failed, retry in %.1f s: %s", n_lines, backoff_s, exc)
+        else:
+            log.error("sink refused %d points as bad data, dropped: %s", n_lines, exc)
 
     def _drain_queue(
         self, msgs: list[Inbound], docs: list[dict[str, Any]], lines: list[str]
@@ -455,86 +527,24 @@ class Collector:
         else:
             self._unapplied = []
 
-    def _write(self, lines: list[str]) -> object:
-        """Store `lines`: `_STORED`, `_DROPPED` (refused as bad data) or `_GAVE_UP` (stop()).
 
-        Anything but a refusal is retried with the same batch, unexpected exceptions
-        too: dropping the batch unacknowledged would pin its messages in the broker's
-        in-flight window until the next reconnect.
-        """
-        backoff = 0.2
-        max_backoff = self.settings.influx.retry_max_s
-        while True:
-            try:
-                try:
-                    self.writer.write(lines)
-                except WriteError:
-                    raise
-                except Exception as exc:  # a sink bug or an odd library error
-                    log.exception("unexpected error from the %s sink", self.settings.influx.output)
-                    raise WriteError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
-            except WriteError as exc:
-                kind = "retryable" if exc.retryable else "fatal"
-                self.metrics.inc("write_errors", label=kind)
-                self.metrics.error(str(exc))
-                if not exc.retryable:
-                    log.error("sink refused %d points as bad data, dropped: %s", len(lines), exc)
-                    self.metrics.inc("dropped_points", len(lines))
-                    return _DROPPED
-                log.warning(
-                    "write of %d points failed, retry in %.1f s: %s", len(lines), backoff, exc
-                )
-                if self._give_up.wait(backoff):
-                    return _GAVE_UP
-                backoff = min(backoff * 2, max_backoff)
-                continue
-            self.metrics.inc("stored_points", len(lines))
-            self.metrics.inc("stored_batches")
-            return _STORED
-
-
-class ApiServer:
-    """uvicorn in a daemon thread; `port` is the bound port (useful with port 0)."""
-
-    def __init__(self, app: Any, host: str, port: int) -> None:
-        import uvicorn
-
-        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self.host = host
-        self.port: int = self._sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._sock]},
-            name="collector-api",
-            daemon=True,
-        )
-
-    def start(self, timeout_s: float = 10.0) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"API server on {self.host}:{self.port} did not start")
-            time.sleep(0.02)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout_s)
-        self._sock.close()
-
-
-def serve_api(ctx: ApiContext, host: str = "127.0.0.1", port: int = 0) -> ApiServer:
-    """Run the REST API for `ctx` in a thread; returns once it accepts connections."""
-    from collector.api.app import create_app
-
-    server = ApiServer(create_app(ctx), host, port)
-    server.start()
-    return server
+def _write_metrics(pool: WritePool) -> str:
+    """The write pool's gauges and counters, Prometheus text."""
+    st = dataclasses.replace(pool.stats)  # a copy: workers update it
+    rows = (
+        ("writes_in_flight", "gauge", "Batches being written or waiting for their acks.",
+         st.in_flight),
+        ("writes_in_flight_max", "gauge", "The most batches written at once (max_in_flight).",
+         pool.max_in_flight),
+        ("write_requests_total", "counter", "Write requests the sink accepted.", st.writes),
+        ("write_seconds_total", "counter", "Time spent in accepted write requests.",
+         round(st.write_seconds, 6)),
+        ("write_last_seconds", "gauge", "Duration of the latest accepted write request.",
+         round(st.last_write_s, 6)),
+        ("write_failing", "gauge", "1 while the latest write attempt failed.", int(st.failing)),
+    )
+    out: list[str] = []
+    for name, kind, help_, value in rows:
+        out += [f"# HELP {PREFIX}{name} {help_}", f"# TYPE {PREFIX}{name} {kind}",
+                f"{PREFIX}{name} {value}"]
+    return "\n".join(out) + "\n"

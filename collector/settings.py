@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from collector.detect.config import DetectSettings
+from collector.notify.settings import NotifySettings
+from collector.reports.settings import ReportSettings
 from ledwatch.errors import ConfigError
 from ledwatch.secrets import read_secret
 
@@ -83,6 +85,8 @@ class InfluxSettings(_Section):
     batch_size: int = Field(default=5000, ge=1, le=1_000_000)
     flush_interval_ms: int = Field(default=500, ge=1, le=600_000)
     max_pending: int = Field(default=10_000, ge=1, le=65_535)
+    # Batches written at once: the next is encoded while the server stores the previous.
+    max_in_flight: int = Field(default=4, ge=1, le=64)
     timeout_ms: int = Field(default=10_000, ge=100)
     retry_max_s: float = Field(default=30.0, gt=0)
 
@@ -194,6 +198,28 @@ class MaintenanceSettings(_Section):
         return self._ms(self.end)
 
 
+class CareSettings(_Section):
+    """Proactive care (docs/tasks.md, docs/spares.md): the collector's background job
+    (collector/care.py) and the defaults of the spares plan."""
+
+    # Run the care job (installed base, tasks, their notifications, due reports).
+    enabled: bool = True
+    # Seconds between two runs of the care job.
+    interval_s: float = Field(default=60.0, gt=0)
+    # Priority the notification routes see for task_due, task_overdue, report_ready.
+    task_priority: Literal["P1", "P2", "P3", "P4"] = "P4"
+    # task_due is notified this many days before the due date (0: on the day).
+    task_notice_days: float = Field(default=7.0, ge=0, le=365)
+    # The installed base of a screen is recorded at most once per this many minutes.
+    inventory_interval_min: float = Field(default=60.0, ge=0)
+    # A part the screen has not reported for this many days leaves the installed base.
+    inventory_stale_days: float = Field(default=30.0, gt=0)
+    # GET /api/v1/spares defaults: reorder lead time, the Poisson confidence, the window.
+    spares_lead_time_days: float = Field(default=30.0, ge=0, le=3650)
+    spares_confidence: float = Field(default=0.95, gt=0, le=0.9999)
+    spares_window_days: float = Field(default=365.0, ge=1, le=3650)
+
+
 class CollectorSettings(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     status_interval_s: float = Field(default=60.0, gt=0)
@@ -206,6 +232,9 @@ class CollectorSettings(_Section):
     # (also saved on a clean stop); 0 turns saving off.
     detect_state_save_s: float = Field(default=300.0, ge=0)
     maintenance: list[MaintenanceSettings] = Field(default_factory=list)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
+    care: CareSettings = Field(default_factory=CareSettings)
     contracts: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -239,13 +268,18 @@ def settings_from_dict(data: dict[str, Any]) -> CollectorSettings:
     if settings.influx.output == "v1":
         settings.influx.password()
     settings.api.resolve_tokens()
+    settings.notify.read_secrets()
     return settings
 
 
 def load_settings(path: str | Path) -> CollectorSettings:
+    # UTF-8 with a byte order mark and UTF-16 (what Windows editors write) are decoded by
+    # their mark; any other encoding raises ConfigError ending in "save it as UTF-8".
+    from ledwatch.files import read_config_text
+
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text("utf-8"))
+        data = tomllib.loads(read_config_text(path))
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:

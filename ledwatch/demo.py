@@ -222,6 +222,7 @@ class Demo:
                     "tokens": [{"token": DEMO_TOKEN, "role": "admin"}]},
             "detect": {"predict": DEMO_PREDICT},
             "notify": {"desk_url": f"http://127.0.0.1:{self.api_port}/desk", **self.notify},
+            "reports": {"folder": str(self.data_dir / "reports")},
         })
         self.tickets = TicketService(collector_settings.database.url,
                                      collector_settings.contracts)
@@ -233,7 +234,7 @@ class Demo:
                          health=self.collector.health,
                          metrics_text=self.collector.metrics_text,
                          tokens=collector_settings.api.resolve_tokens(),
-                         delivery=self.collector.delivery)
+                         delivery=self.collector.delivery, care=collector_settings.care)
         self.api = serve_api(ctx, "127.0.0.1", self.api_port)
 
         agent_settings = parse_settings({

@@ -55,6 +55,38 @@ class Params:
     window_len: int  # polls of bad flags carried for hold_of
 
     @classmethod
+    def of_blocks(cls, rules: list[Rule], sizes: IntArray) -> Params:
+        """Parameters of blocks of columns: `sizes[i]` columns of `rules[i]` each."""
+        base = cls.of(rules)
+
+        def rep(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            return np.repeat(values, sizes)
+
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        smooth = {w: np.concatenate([np.arange(starts[i], starts[i] + sizes[i])
+                                     for i in idx.tolist()]).astype(np.int64)
+                  for w, idx in base.smooth.items()}
+        smooth = {w: cols for w, cols in smooth.items() if len(cols)}
+        used = sizes > 0
+        return cls(
+            sign=rep(base.sign), set_level=rep(base.set_level),
+            clear_level=rep(base.clear_level), hold_polls=rep(base.hold_polls),
+            hold_window=rep(base.hold_window), hold_ms=rep(base.hold_ms),
+            clear_polls=rep(base.clear_polls), clear_ms=rep(base.clear_ms),
+            enabled=rep(base.enabled), smooth=smooth,
+            history_len=int(max(base.history_len_of(used), 0)),
+            window_len=int(max(base.window_len_of(used), 0)),
+        )
+
+    def history_len_of(self, used: BoolArray) -> int:
+        """`history_len` over the rules (columns of `of`) that are `used`."""
+        return int(max((w for w, idx in self.smooth.items() if used[idx].any()),
+                       default=1)) - 1
+
+    def window_len_of(self, used: BoolArray) -> int:
+        return int(self.hold_window[used].max(initial=1)) - 1
+
+    @classmethod
     def of(cls, rules: list[Rule]) -> Params:
         """Parameters of columns whose rules are `rules` (one entry per column)."""
 

@@ -47,7 +47,7 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
-STATE_VERSION: Final = 2
+STATE_VERSION: Final = 3
 HISTORY_SLOTS: Final = 160  # buckets of predictive history (26.7 h of 10 min)
 
 
@@ -85,6 +85,20 @@ class _Agent:
     screens: set[tuple[str, str]] = field(default_factory=set)
     will_offline: bool = False
     offline: bool = False  # what was last reported
+    # Its screens' poll intervals and their smallest (> 0), kept up to date per batch:
+    # an agent may serve hundreds of screens, and every batch asks for its silence limit.
+    intervals: dict[tuple[str, str], float] = field(default_factory=dict)
+    fastest_ms: float = 0.0
+
+    def set_interval(self, key: tuple[str, str], interval_ms: float) -> None:
+        old = self.intervals.get(key)
+        if old == interval_ms:
+            return
+        self.intervals[key] = interval_ms
+        if interval_ms > 0 and (self.fastest_ms <= 0 or interval_ms < self.fastest_ms):
+            self.fastest_ms = interval_ms
+        elif old is not None and old == self.fastest_ms:  # the fastest slowed: look again
+            self.fastest_ms = min((v for v in self.intervals.values() if v > 0), default=0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,9 +356,7 @@ class Detector:
 
     def _silence_ms(self, agent: _Agent) -> float:
         s = self.settings
-        polls = [self._screens[k].interval_ms for k in agent.screens if k in self._screens]
-        interval = min((p for p in polls if p > 0), default=0.0)
-        return max(s.agent_silence_s * 1000, s.agent_silence_polls * interval)
+        return max(s.agent_silence_s * 1000, s.agent_silence_polls * agent.fastest_ms)
 
     def _all_off_until(self, agent: _Agent, ts_ms: int) -> int:
         """`ts_ms`, or later if every screen of the agent is switched off on schedule."""
@@ -365,7 +377,11 @@ class Detector:
             ag = self._agents.get(key)
             if ag is None:
                 ag = self._agents[key] = _Agent(last_seen=int(seen[0]))
-            ag.screens.add((batch.site, batch.screen))
+            screen_key = (batch.site, batch.screen)
+            ag.screens.add(screen_key)
+            st = self._screens.get(screen_key)
+            if st is not None:
+                ag.set_interval(screen_key, st.interval_ms)
             limit = self._silence_ms(ag)
             times = np.concatenate([[ag.last_seen], np.sort(seen)])
             for i in np.flatnonzero(np.diff(times) > limit):

@@ -44,35 +44,31 @@ class Block:
     reading: int  # index of the rule's reading in the section frame
 
 
-class Plan:
+class _Shape:
+    """Everything of a plan but the element ids: the same for every screen with the same
+    rules, element counts and PSU-to-cabinet wiring, so a fleet of alike screens builds it
+    once (a new screen costs a dict look-up, not ~M Python objects)."""
+
     def __init__(self, rules: tuple[Rule, ...], batch: ScreenBatch) -> None:
         self.blocks: list[Block] = []
-        self.ids: dict[Section, tuple[str, ...]] = {}
-        column_rules: list[Rule] = []
-        keys: list[tuple[Section, str, str]] = []
         start = 0
         for section in ORDER:
             frame = batch.sections[section]
-            self.ids[section] = frame.ids
+            n = len(frame.ids)
             for rule in (r for r in rules if r.section is section):
-                n = len(frame.ids)
                 self.blocks.append(Block(rule, section, start, start + n,
                                          frame.readings.index(rule.reading)))
-                column_rules += [rule] * n
-                keys += [(section, rule.name, ident) for ident in frame.ids]
                 start += n
         self.m = start
-        self.keys = keys  # column -> (section, rule, element id), to realign carries
-        self.params = Params.of(column_rules)
+        sizes = np.array([b.stop - b.start for b in self.blocks], dtype=np.int64)
+        self.params = Params.of_blocks([b.rule for b in self.blocks], sizes)
         self.by_rule = {b.rule.name: b for b in self.blocks}
-        self.rank = np.array([ORDER.index(s) for s, _, _ in keys], dtype=np.int64)
-        self.element = np.concatenate(
-            [np.arange(b.stop - b.start) for b in self.blocks]) if self.blocks else (
-            np.zeros(0, dtype=np.int64))
-        self.block_of = np.concatenate(
-            [np.full(b.stop - b.start, i) for i, b in enumerate(self.blocks)]) if (
-            self.blocks) else np.zeros(0, dtype=np.int64)
-        self.dark = np.array([r.dark for r in column_rules], dtype=bool)
+        self.rank = np.repeat(np.array([ORDER.index(b.section) for b in self.blocks],
+                                       dtype=np.int64), sizes)
+        self.element = (np.concatenate([np.arange(n) for n in sizes.tolist()])
+                        if self.blocks else np.zeros(0, dtype=np.int64))
+        self.block_of = np.repeat(np.arange(len(self.blocks), dtype=np.int64), sizes)
+        self.dark = np.repeat(np.array([b.rule.dark for b in self.blocks], dtype=bool), sizes)
         self._hiding(batch)
 
     def _hiding(self, batch: ScreenBatch) -> None:
@@ -82,7 +78,6 @@ class Plan:
         if lost_rule is not None:
             self.lost_cols[lost_rule.start:lost_rule.stop] = False
         dark_rule = self.by_rule.get("card_offline")
-        self.dark_reading = None if dark_rule is None else dark_rule
         # card columns of other rules: hidden where their own cabinet is dark
         cols, elems = [], []
         for b in self.blocks:
@@ -99,6 +94,43 @@ class Plan:
         # env columns judged only when no cabinet reports the same reading
         self.unless = [(b.start, b.rule.unless_cards) for b in self.blocks
                        if b.section is Section.ENV and b.rule.unless_cards]
+
+
+_SHAPES: dict[tuple[object, ...], _Shape] = {}
+
+
+class Plan:
+    """One screen's layout: its `_Shape` and its element ids."""
+
+    def __init__(self, rules: tuple[Rule, ...], batch: ScreenBatch) -> None:
+        self.ids: dict[Section, tuple[str, ...]] = {
+            section: batch.sections[section].ids for section in ORDER}
+        key = (rules, *(len(self.ids[s]) for s in ORDER), batch.psu_card.tobytes())
+        shape = _SHAPES.get(key)
+        if shape is None:
+            if len(_SHAPES) > 10_000:  # bounded: shapes are few, but never trust a payload
+                _SHAPES.clear()
+            shape = _SHAPES[key] = _Shape(rules, batch)
+        self.shape = shape
+        self.blocks = shape.blocks
+        self.m = shape.m
+        self.params = shape.params
+        self.by_rule = shape.by_rule
+        self.rank = shape.rank
+        self.element = shape.element
+        self.block_of = shape.block_of
+        self.dark = shape.dark
+        self.lost_cols = shape.lost_cols
+        self.card_cols = shape.card_cols
+        self.card_elems = shape.card_elems
+        self.unless = shape.unless
+
+    @property
+    def keys(self) -> list[tuple[Section, str, str]]:
+        """Column -> (section, rule, element id): how a carry is realigned when the
+        layout changes (so only then built)."""
+        return [(b.section, b.rule.name, ident)
+                for b in self.blocks for ident in self.ids[b.section]]
 
     def values(self, batch: ScreenBatch) -> FloatArray:
         """(T, M): each column's reading."""

@@ -106,3 +106,24 @@ tokens = [{{token = "{token}", role = "admin"}}]
         out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, out
     assert "status: broker=up" in out and "stopped:" in out
+
+
+def test_unwritable_folders_are_one_line_naming_the_key(tmp_path: Path, capsys: Any) -> None:
+    (tmp_path / "in-the-way").write_text("a file, not a folder")
+    cases = {
+        "database.url": f'[database]\nurl = "sqlite:///{tmp_path}/in-the-way/tickets.db"\n',
+        "influx.local_path": (f'[influx]\noutput = "local"\n'
+                              f'local_path = "{tmp_path}/in-the-way/telemetry.db"\n'),
+        "reports.folder": f'[reports]\nfolder = "{tmp_path}/in-the-way/reports"\n',
+    }
+    for key, section in cases.items():
+        ok_db = "" if key == "database.url" else (
+            f'[database]\nurl = "sqlite:///{tmp_path}/db/tickets.db"\n')
+        cfg = tmp_path / f"{key}.toml"
+        cfg.write_text('[influx]\noutput = "none"\n' * (key != "influx.local_path")
+                       + ok_db + section)
+        for mode in (["--check-config"], []):
+            assert main(["--config", str(cfg), *mode]) == 2, key
+            err = capsys.readouterr().err
+            assert err.startswith(f"ledwatch collector: {key} {tmp_path}/in-the-way"), err
+            assert f"set {key}" in err and err.count("\n") == 1, err
