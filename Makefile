@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 TYPED := ledwatch agent collector firmware_protocols scripts/services.py
 
-.PHONY: demo test lint services venv clean
+.PHONY: demo test lint services venv clean dist
 
 # Debian keeps `venv` in python3-venv, missing on a fresh machine: install it on demand.
 $(STAMP): pyproject.toml
@@ -41,5 +41,11 @@ lint: $(STAMP)
 	echo "$(BIN)/mypy $(TYPED)"; $(BIN)/mypy $(TYPED) || rc=1; \
 	exit $$rc
 
+# A wheel and an sdist in dist/ (the display PC installs the wheel with the agent extra:
+# docs/deploy.md). `build` runs the pyproject's backend in an isolated environment.
+dist: $(STAMP)
+	rm -rf dist build
+	$(BIN)/python -m build --outdir dist .
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
