@@ -38,6 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 from collector.api.server import ApiServer, serve_api
+from collector.cluster import Ownership
 from collector.detect.engine import Detector
 from collector.detect.findings import Finding
 from collector.influx.errors import WriteError
@@ -48,6 +49,7 @@ from collector.influx.lineproto import (
     snapshot_lines,
     ticket_line,
 )
+from collector.influx.ops import OpsScheduler, collector_stats
 from collector.influx.writers import Writer, make_writer
 from collector.ingest.decode import Decoded, DecodeError, decode
 from collector.ingest.mqtt_consumer import Inbound, MqttConsumer, MqttOptions
@@ -55,6 +57,7 @@ from collector.metrics import PREFIX, Metrics
 from collector.pipeline import Batch, Outcome, WritePool
 from collector.settings import CollectorSettings
 from collector.state import ScreenDirectory, ScreenState
+from collector.tickets.errors import TicketConflict
 
 __all__ = ["ApiServer", "Collector", "serve_api"]
 
@@ -97,10 +100,15 @@ class Collector:
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         inf = settings.influx
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=inf.max_pending + 1)
+        cl = settings.cluster
+        self.ownership = Ownership(cl.members, settings.mqtt.client_id, cl.route)
+        filters = tuple(self.ownership.filters(settings.mqtt.share_group or None))
         self.consumer = MqttConsumer(
-            MqttOptions.from_settings(settings.mqtt, receive_maximum=inf.max_pending),
+            MqttOptions.from_settings(settings.mqtt, receive_maximum=inf.max_pending,
+                                      filters=filters),
             self._enqueue,
             lambda up: self.metrics.set("connected", up),
+            keep=self.ownership.keeps if self.ownership.filtering else None,
         )
         self._ticket_lines: list[str] = []
         self._ticket_lock = threading.Lock()
@@ -113,6 +121,13 @@ class Collector:
         self._care: threading.Thread | None = None
         self.last_care: Any = None  # collector.care.CareSummary of the latest run
         self.sender: Any = None  # collector.notify.sender.Sender, when [notify] has channels
+        # The collector / kpi / open_ticket points for the dashboards (influx/ops.py).
+        self.ops = OpsScheduler(
+            settings.mqtt.client_id, lambda: collector_stats(self.metrics, self.pool, self.sender),
+            tickets=tickets, screens=lambda: [(s.site, s.screen) for s in self.screens.list()],
+            clock_ms=self._clock_ms, collector_interval_s=inf.ops_interval_s,
+            kpi_interval_s=inf.kpi_interval_s, open_ticket_interval_s=inf.open_ticket_interval_s,
+            on_error=self.metrics.error)
         if tickets is not None:
             tickets.add_listener(self._on_ticket_change)
             self._restore_detector()
@@ -167,7 +182,7 @@ class Collector:
         self._thread = threading.Thread(target=self._run, name="collector-ingest", daemon=True)
         self._thread.start()
         self.consumer.start()
-        if self.tickets is not None and self.settings.care.enabled:
+        if self.tickets is not None and self.settings.care.enabled and self.ownership.runs_care:
             self._care = threading.Thread(target=self._care_loop, name="collector-care",
                                           daemon=True)
             self._care.start()
@@ -300,6 +315,10 @@ class Collector:
         text: str = self.metrics.render()
         if self.pool is not None:
             text += _write_metrics(self.pool)
+        if self.ownership.filtering:
+            name = f"{PREFIX}other_agents_messages_total"
+            text += (f"# HELP {name} Messages of agents other collectors own, acked unread.\n"
+                     f"# TYPE {name} counter\n{name} {self.consumer.skipped}\n")
         if self.sender is not None:
             text += self.sender.metrics_text()
         return text
@@ -315,6 +334,7 @@ class Collector:
             f"pending={s['pending']} findings={s['findings']} seq_gaps={s['seq_gaps']} "
             f"seq_missing={s['seq_missing']} seq_duplicates={s['seq_duplicates']}"
             + ("" if self.pool is None else f" writes_in_flight={self.pool.stats.in_flight}")
+            + (f" other_agents={self.consumer.skipped}" if self.ownership.filtering else "")
             + ("" if self.sender is None else f" {self.sender.status_text()}")
         )
 
@@ -381,6 +401,7 @@ class Collector:
             if self.settings.detect_state_save_s and time.monotonic() >= self._next_state_save:
                 self._next_state_save = time.monotonic() + self.settings.detect_state_save_s
                 self.save_detector_state()
+            lines += self.ops.due_lines()  # cheap unless due; never raises
             with self._ticket_lock:
                 lines += self._ticket_lines
                 self._ticket_lines = []
@@ -497,6 +518,10 @@ class Collector:
             return
         try:
             self.tickets.tick(now_ms)
+        except TicketConflict as exc:
+            # Another collector of the cluster opened the same ticket first (a maintenance
+            # window ended on both): its commit stands, ours is redone on the next tick.
+            log.info("ticket tick lost a race to another collector (%s); retried", exc)
         except Exception as exc:
             self.metrics.error(f"ticket service: {exc}")
             log.exception("ticket service tick failed")

@@ -12,9 +12,16 @@ import re
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from collector.detect.config import DetectSettings
 from collector.notify.settings import NotifySettings
@@ -89,6 +96,11 @@ class InfluxSettings(_Section):
     max_in_flight: int = Field(default=4, ge=1, le=64)
     timeout_ms: int = Field(default=10_000, ge=100)
     retry_max_s: float = Field(default=30.0, gt=0)
+    # The collector's own series for the dashboards (collector/influx/ops.py); 0 = off.
+    # With several collectors, one writing `kpi` and `open_ticket` is enough.
+    ops_interval_s: float = Field(default=10.0, ge=0)
+    kpi_interval_s: float = Field(default=3600.0, ge=0)
+    open_ticket_interval_s: float = Field(default=60.0, ge=0)
 
     @model_validator(mode="after")
     def _check_output(self) -> InfluxSettings:
@@ -220,6 +232,25 @@ class CareSettings(_Section):
     spares_window_days: float = Field(default=365.0, ge=1, le=3650)
 
 
+class ClusterSettings(_Section):
+    """Several collectors sharing one fleet (docs/scaling.md)."""
+
+    # The mqtt.client_id of every collector of the cluster, this one included; each owns
+    # the agents that hash to it. Empty: this collector takes every message.
+    members: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] = Field(
+        default_factory=list)
+    # "filter": every collector subscribes to everything and keeps its own agents'
+    # messages (any broker; Mosquitto). "broker": the broker routes each agent to one
+    # collector through the share group (EMQX `hash_clientid`); nothing is filtered.
+    route: Literal["filter", "broker"] = "filter"
+
+    @model_validator(mode="after")
+    def _unique(self) -> ClusterSettings:
+        if len(set(self.members)) != len(self.members):
+            raise ValueError("members: a collector is named twice")
+        return self
+
+
 class CollectorSettings(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     status_interval_s: float = Field(default=60.0, gt=0)
@@ -235,7 +266,16 @@ class CollectorSettings(_Section):
     notify: NotifySettings = Field(default_factory=NotifySettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)
     care: CareSettings = Field(default_factory=CareSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     contracts: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _member(self) -> CollectorSettings:
+        members = self.cluster.members
+        if members and self.mqtt.client_id not in members:
+            raise ValueError(f"cluster.members: this collector's mqtt.client_id "
+                             f"{self.mqtt.client_id!r} is not one of them")
+        return self
 
 
 _NESTED_KEY = re.compile(r"^([a-z0-9_]+(?:\.[a-z0-9_-]+)*): (.*)$", re.DOTALL)

@@ -72,9 +72,13 @@ class MqttOptions:
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 30.0
     receive_maximum: int = 10_000
+    # The subscriptions; None: telemetry through the share group, events and statuses
+    # plainly (collector/cluster.py decides them for a cluster).
+    filters: tuple[str, ...] | None = None
 
     @classmethod
-    def from_settings(cls, s: Any, receive_maximum: int) -> MqttOptions:
+    def from_settings(cls, s: Any, receive_maximum: int,
+                      filters: tuple[str, ...] | None = None) -> MqttOptions:
         tls = s.tls
         return cls(
             host=s.host,
@@ -94,6 +98,7 @@ class MqttOptions:
             reconnect_min_s=s.reconnect_min_s,
             reconnect_max_s=s.reconnect_max_s,
             receive_maximum=receive_maximum,
+            filters=filters,
         )
 
 
@@ -110,9 +115,14 @@ class MqttConsumer:
         options: MqttOptions,
         on_message: Callable[[Inbound], None],
         on_connection: Callable[[bool], None] | None = None,
+        keep: Callable[[str, bytes | bytearray], bool] | None = None,
     ) -> None:
         self.options = options
         self._on_message_cb = on_message
+        # False: another collector's message (collector/cluster.py), acknowledged here
+        # at once and counted in `skipped`; it never reaches the service's queue.
+        self._keep = keep
+        self.skipped = 0
         self._on_connection_cb = on_connection
         self._connected = threading.Event()
         self._stopping = threading.Event()
@@ -153,6 +163,8 @@ class MqttConsumer:
 
     @property
     def filters(self) -> list[str]:
+        if self.options.filters is not None:
+            return list(self.options.filters)
         return [
             shared(self.options.share_group, TELEMETRY_FILTER),
             EVENT_FILTER,
@@ -250,6 +262,11 @@ class MqttConsumer:
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if self._paused:
             return  # not acknowledged: the broker keeps it for the next session
+        if self._keep is not None and not self._keep(message.topic, message.payload):
+            self.skipped += 1
+            if message.qos > 0:
+                client.ack(message.mid, message.qos)
+            return
         self._on_message_cb(
             Inbound(
                 topic=message.topic,

@@ -87,7 +87,14 @@ class SlaMixin(TicketCore):
             label = "response" if clock == "response" else "on-site"
             note = (f"{100 * terms.escalate_at[passed - 1]:.0f} % of the {label} time gone "
                     f"({_minutes(used)} of {_minutes(total)}); escalated to level {level}")
-            conn.execute(update(db.tickets).where(db.tickets.c.id == row.id).values(**values))
+            t = db.tickets
+            # Conditional on what was read: several collectors tick the same tickets, and
+            # only the one whose update lands escalates (PostgreSQL re-checks the WHERE
+            # after waiting for the other's row lock; SQLite serialises the writers).
+            done = conn.execute(update(t).where(t.c.id == row.id, t.c[warned_col] == warned,
+                                                t.c[breach_col].is_(None)).values(**values))
+            if done.rowcount != 1:
+                return []
             event_id = self._event(conn, row.id, now, SYSTEM, Step.SLA_WARNING, state, state,
                                    note)
             row = self._row(conn, row.id)
@@ -96,8 +103,11 @@ class SlaMixin(TicketCore):
         if now >= due:
             label = "response" if clock == "response" else "on-site"
             note = f"{label} deadline passed without the step ({_minutes(total)} allowed)"
-            conn.execute(update(db.tickets).where(db.tickets.c.id == row.id).values(
-                **{breach_col: due, warned_col: len(terms.escalate_at)}))
+            t = db.tickets
+            done = conn.execute(update(t).where(t.c.id == row.id, t.c[breach_col].is_(None))
+                                .values(**{breach_col: due, warned_col: len(terms.escalate_at)}))
+            if done.rowcount != 1:
+                return changes
             event_id = self._event(conn, row.id, now, SYSTEM, breach_step, state, state, note)
             changes.append(self._change(row, now, breach_step.value, note, event_id=event_id))
         return changes
