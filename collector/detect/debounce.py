@@ -23,7 +23,7 @@ give the same result as T batches of one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,11 @@ class Params:
     smooth: dict[int, IntArray]  # median window -> the columns that use it (window > 1)
     history_len: int  # polls of values carried for the medians
     window_len: int  # polls of bad flags carried for hold_of
+    # The same as runs of columns within one copy of `width` columns, `copies` side by
+    # side (tiled): medians over slices, not gathers of index arrays (many times cheaper).
+    spans: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    width: int = 0
+    copies: int = 1
 
     @classmethod
     def of_blocks(cls, rules: list[Rule], sizes: IntArray) -> Params:
@@ -76,6 +81,27 @@ class Params:
             enabled=rep(base.enabled), smooth=smooth,
             history_len=int(max(base.history_len_of(used), 0)),
             window_len=int(max(base.window_len_of(used), 0)),
+            spans={w: _spans(cols) for w, cols in smooth.items()},
+            width=int(sizes.sum()),
+        )
+
+    def tiled(self, copies: int) -> Params:
+        """These columns `copies` times side by side (alike screens judged together)."""
+        m = len(self.sign)
+        offsets = np.arange(copies, dtype=np.int64)[:, np.newaxis] * m
+
+        def rep(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            return np.tile(values, copies)
+
+        return Params(
+            sign=rep(self.sign), set_level=rep(self.set_level),
+            clear_level=rep(self.clear_level), hold_polls=rep(self.hold_polls),
+            hold_window=rep(self.hold_window), hold_ms=rep(self.hold_ms),
+            clear_polls=rep(self.clear_polls), clear_ms=rep(self.clear_ms),
+            enabled=rep(self.enabled),
+            smooth={w: (offsets + cols[np.newaxis, :]).ravel() for w, cols in self.smooth.items()},
+            history_len=self.history_len, window_len=self.window_len,
+            spans=self.spans, width=self.width, copies=self.copies * copies,
         )
 
     def history_len_of(self, used: BoolArray) -> int:
@@ -109,6 +135,8 @@ class Params:
             clear_ms=col([round(r.clear_s * 1000) for r in rules], np.int64),
             enabled=col([r.enabled for r in rules], np.bool_),
             smooth={k: np.array(v, dtype=np.int64) for k, v in smooth.items()},
+            spans={k: _spans(np.array(v, dtype=np.int64)) for k, v in smooth.items()},
+            width=len(rules),
             history_len=max([r.smooth_polls for r in rules], default=1) - 1,
             window_len=max(windows, default=1) - 1,
         )
@@ -154,6 +182,20 @@ class Carry:
         new.recent_bad[:, found] = self.recent_bad[:, src]
         return new
 
+    def split(self, copies: int) -> list[Carry]:
+        """The inverse of `concat` for `copies` carries of equal width (each a copy, so a
+        screen's carry never pins the arrays of the whole group)."""
+        m = self.state.shape[0] // copies
+        out = []
+        for i in range(copies):
+            a, b = i * m, (i + 1) * m
+            out.append(Carry(
+                state=self.state[a:b].copy(), bad_run=self.bad_run[a:b].copy(),
+                bad_start=self.bad_start[a:b].copy(), good_run=self.good_run[a:b].copy(),
+                good_start=self.good_start[a:b].copy(), history=self.history[:, a:b].copy(),
+                recent_bad=self.recent_bad[:, a:b].copy()))
+        return out
+
     @staticmethod
     def concat(carries: list[Carry]) -> Carry:
         """Side by side (for restoring parked columns)."""
@@ -168,6 +210,32 @@ class Carry:
         )
 
 
+def _spans(cols: IntArray) -> tuple[tuple[int, int], ...]:
+    """Sorted column indices as runs [start, stop)."""
+    if len(cols) == 0:
+        return ()
+    breaks = np.flatnonzero(np.diff(cols) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    stops = np.concatenate([breaks, [len(cols)]])
+    return tuple((int(cols[a]), int(cols[b - 1]) + 1)
+                 for a, b in zip(starts.tolist(), stops.tolist(), strict=True))
+
+
+def _median(part: FloatArray, k: int) -> FloatArray:
+    """Rolling median of `k` along axis 0 (rows k-1.. of `part`); NaN if any is NaN."""
+    if k == 3:  # closed forms: much cheaper than a sort, and NaN propagates
+        a, b, c = part[:-2], part[1:-1], part[2:]
+        return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+    if k == 4:  # the mean of the middle two, by a sorting network
+        a, b, c, d = part[:-3], part[1:-2], part[2:-1], part[3:]
+        a, b = np.minimum(a, b), np.maximum(a, b)
+        c, d = np.minimum(c, d), np.maximum(c, d)
+        return (np.maximum(a, c) + np.minimum(b, d)) / 2  # the two middle values
+    win = np.lib.stride_tricks.sliding_window_view(part, k, axis=0)
+    med: FloatArray = np.median(win, axis=-1)
+    return med
+
+
 def smooth(values: FloatArray, history: FloatArray, p: Params) -> FloatArray:
     """Rolling median per column over its window; NaN unless the whole window is known."""
     if not p.smooth:
@@ -176,20 +244,11 @@ def smooth(values: FloatArray, history: FloatArray, p: Params) -> FloatArray:
     h = history.shape[0]
     full = np.concatenate([history, values], axis=0)  # (H + T, M)
     out = values.copy()
-    for k, cols in p.smooth.items():
-        part = full[h - (k - 1):, cols]
-        if k == 3:  # closed forms: much cheaper than a sort, and NaN propagates
-            a, b, c = part[:-2], part[1:-1], part[2:]
-            med = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
-        elif k == 4:  # the mean of the middle two, by a sorting network
-            a, b, c, d = part[:-3], part[1:-2], part[2:-1], part[3:]
-            a, b = np.minimum(a, b), np.maximum(a, b)
-            c, d = np.minimum(c, d), np.maximum(c, d)
-            med = (np.maximum(a, c) + np.minimum(b, d)) / 2  # the two middle values
-        else:
-            win = np.lib.stride_tricks.sliding_window_view(part, k, axis=0)
-            med = np.median(win, axis=-1)
-        out[:, cols] = med[:t]
+    full3 = full.reshape(h + t, p.copies, p.width)  # copies of one layout side by side
+    out3 = out.reshape(t, p.copies, p.width)
+    for k, spans in p.spans.items():
+        for a, b in spans:
+            out3[:, :, a:b] = _median(full3[h - (k - 1):, :, a:b], k)[:t]
     return out
 
 
@@ -197,14 +256,17 @@ def _runs(
     flag: BoolArray, ts: IntArray, run0: IntArray, start0: IntArray
 ) -> tuple[IntArray, IntArray]:
     """Length and start time of the run of True ending at each poll (0 where False);
-    `flag` is (T, K) with the carried run0/start0 of shape (K,)."""
+    `flag` is (T, K) with the carried run0/start0 of shape (K,); `ts` is (T, 1), or
+    (T, K) when the columns are of screens polled at different times."""
     t = flag.shape[0]
     idx = np.arange(t).reshape(t, 1)
     last_off = np.maximum.accumulate(np.where(flag, -1, idx), axis=0)
     inherited = last_off < 0  # True since the batch began: continue the carried run
     run = np.where(inherited, idx + 1 + run0, idx - last_off)
     first = np.minimum(last_off + 1, t - 1)
-    start = np.where(inherited, np.where(run0 > 0, start0, ts[0]), ts[first])
+    at_first = (ts[first, 0] if ts.shape[1] == 1
+                else np.take_along_axis(ts, first, axis=0))
+    start = np.where(inherited, np.where(run0 > 0, start0, ts[0]), at_first)
     run = np.where(flag, run, 0)
     return run, start
 
@@ -228,7 +290,8 @@ def debounce(
 
     Most columns are clear and see nothing bad: they stay clear, and their pending
     counts are empty (a good run only matters for an active one). Only the others go
-    through the machine, which keeps a healthy screen cheap.
+    through the machine, which keeps a healthy screen cheap. `ts` is (T,), the polls of
+    one screen, or (T, M): columns of several screens side by side (stacked.py).
     """
     t, m = values.shape
     sm = smooth(values, carry.history, p)
@@ -249,9 +312,9 @@ def debounce(
     states = np.zeros((t, m), dtype=np.int8)
     good = (score[:, cols] < p.clear_level[cols]) | ~p.enabled[cols]
     sub_bad = bad[:, cols]
-    tsb = ts.reshape(t, 1)
-    bad_run, bad_start = _runs(sub_bad, ts, carry.bad_run[cols], carry.bad_start[cols])
-    good_run, good_start = _runs(good, ts, carry.good_run[cols], carry.good_start[cols])
+    tsb = ts.reshape(t, 1) if ts.ndim == 1 else ts[:, cols]
+    bad_run, bad_start = _runs(sub_bad, tsb, carry.bad_run[cols], carry.bad_start[cols])
+    good_run, good_start = _runs(good, tsb, carry.good_run[cols], carry.good_start[cols])
     flags = np.concatenate([carry.recent_bad[:, cols], sub_bad], axis=0)
     counts = _window_counts(flags, p.hold_window[cols], t)
     set_sig = sub_bad & (counts >= p.hold_polls[cols]) & (tsb - bad_start >= p.hold_ms[cols])

@@ -40,6 +40,7 @@ from collector.detect.plan import ORDER, Plan
 from collector.detect.predict import Judgement, Series, judge_psus, judge_temps
 from collector.detect.rules import Rule, Section
 from collector.detect.schedule import Schedule
+from collector.detect.stacked import Prepared, judge_stacked
 
 log = logging.getLogger(__name__)
 
@@ -143,15 +144,55 @@ class Detector:
 
     def process_batches(self, batches: Iterable[ScreenBatch]) -> list[Finding]:
         out: list[Finding] = []
+        alike: dict[int, list[Prepared]] = {}  # one poll each, by plan shape
         for batch in batches:
             try:
-                out += self._judge(batch)
+                prep = self._prepare(batch)
+                if prep is not None:
+                    if self.vectorised and len(prep.batch) == 1:
+                        alike.setdefault(id(prep.plan.shape), []).append(prep)
+                    else:
+                        out += self._judge_prepared(prep)
             except Exception:  # one screen's odd payload must not blind the others
-                self.errors += 1
-                log.exception("detection failed on %s/%s (%d snapshots); its state is kept",
-                              batch.site, batch.screen, len(batch))
+                self._failed(batch)
             out += self._agents_seen(batch)
+        for group in alike.values():
+            out += self._judge_alike(group)
         out.sort(key=lambda f: f.ts_ms)
+        return out
+
+    def _failed(self, batch: ScreenBatch) -> None:
+        self.errors += 1
+        log.exception("detection failed on %s/%s (%d snapshots); its state is kept",
+                      batch.site, batch.screen, len(batch))
+
+    def _judge_alike(self, group: list[Prepared]) -> list[Finding]:
+        """Screens of one shape with one poll each, judged as one matrix (stacked.py);
+        if that fails, each on its own, so one odd screen costs only itself."""
+        if len(group) == 1:
+            try:
+                return self._judge_prepared(group[0])
+            except Exception:
+                self._failed(group[0].batch)
+                return []
+        try:
+            judged = judge_stacked(group)
+        except Exception:
+            log.exception("stacked detection failed on %d screens; judging each alone",
+                          len(group))
+            judged = None
+        out: list[Finding] = []
+        for i, prep in enumerate(group):
+            try:
+                if judged is None:
+                    out += self._judge_prepared(prep)
+                    continue
+                states, before, smoothed, dark, carry = judged[i]
+                prep.st.carry = carry
+                out += self._report(prep.st, prep.batch, prep.sr, prep.plan, states, before,
+                                    smoothed, dark)
+            except Exception:
+                self._failed(prep.batch)
         return out
 
     # -- one screen ---------------------------------------------------------------------
@@ -192,26 +233,44 @@ class Detector:
         st.plan, st.layout = plan, layout
         return plan
 
-    def _judge(self, batch: ScreenBatch) -> list[Finding]:
+    def _prepare(self, batch: ScreenBatch) -> Prepared | None:
+        """The screen's state brought up to this batch (poll interval, plan); None when
+        every snapshot in it is older than one already judged."""
         st = self._screen(batch.site, batch.screen)
-        keep = batch.ts > np.maximum.accumulate(np.concatenate([[st.last_ts], batch.ts[:-1]]))
+        if len(batch) == 1:
+            keep = batch.ts > st.last_ts
+        else:
+            keep = batch.ts > np.maximum.accumulate(
+                np.concatenate([[st.last_ts], batch.ts[:-1]]))
         if not keep.all():
             # A re-delivered or late backlog snapshot must not take a screen back in time
             # (a cleared fault would open again), nor count twice towards a hold time.
             self.stale += int((~keep).sum())
             if not keep.any():
-                return []
+                return None
             batch = batch.rows(keep)
         ts = batch.ts
         # The screen's poll interval: the median of its last gaps, so an outage (one long
         # gap) does not make the agent's silence limit long.
-        gaps = np.diff(np.concatenate([[st.last_ts], ts]) if st.last_ts >= 0 else ts)
-        st.gaps = (st.gaps + [int(g) for g in gaps[-9:]])[-9:]
+        if len(ts) == 1:  # live: one poll, plain ints
+            new = [int(ts[0]) - st.last_ts] if st.last_ts >= 0 else []
+        else:
+            gaps = np.diff(np.concatenate([[st.last_ts], ts]) if st.last_ts >= 0 else ts)
+            new = [int(g) for g in gaps[-9:]]
+        st.gaps = (st.gaps + new)[-9:]
         if st.gaps:
             st.interval_ms = float(sorted(st.gaps)[len(st.gaps) // 2])
         st.last_ts = int(ts[-1])
         sr = self.book.for_screen(batch.site, batch.screen)
-        plan = self._plan(st, sr, batch)
+        return Prepared(st, batch, sr, self._plan(st, sr, batch))
+
+    def _judge(self, batch: ScreenBatch) -> list[Finding]:
+        prep = self._prepare(batch)
+        return [] if prep is None else self._judge_prepared(prep)
+
+    def _judge_prepared(self, prep: Prepared) -> list[Finding]:
+        st, batch, sr, plan = prep.st, prep.batch, prep.sr, prep.plan
+        ts = batch.ts
         raw = plan.values(batch)
         hide, _lost, dark = plan.hidden(batch, raw, sr.schedule.off_mask(ts))
         machine = debounce if self.vectorised else debounce_loop
@@ -266,7 +325,11 @@ class Detector:
                 apply(row, corr)
             self._release_flaps(emit, ts, int(ts[-1]))
         elif vout.shape[1]:
-            st.psu_vout = _ffill(vout[-1:], st.psu_vout)[-1].copy()
+            last = vout[-1]
+            if st.psu_vout.shape == last.shape:  # the last known value of each PSU
+                st.psu_vout = np.where(np.isnan(last), st.psu_vout, last)
+            else:
+                st.psu_vout = _ffill(vout[-1:], st.psu_vout)[-1].copy()
         out, emit.out = emit.out, []
         return out
 
@@ -383,8 +446,16 @@ class Detector:
             if st is not None:
                 ag.set_interval(screen_key, st.interval_ms)
             limit = self._silence_ms(ag)
-            times = np.concatenate([[ag.last_seen], np.sort(seen)])
-            for i in np.flatnonzero(np.diff(times) > limit):
+            # Only what came after the last snapshot seen counts towards a silence: a late
+            # one (older than that) in the same batch must not open a gap behind it.
+            if len(seen) == 1:  # live: one poll, plain ints
+                times = [ag.last_seen, max(ag.last_seen, int(seen[0]))]
+                silences = [0] if times[1] - times[0] > limit else []
+            else:
+                later = np.concatenate([[ag.last_seen], np.sort(seen[seen >= ag.last_seen])])
+                times = later.tolist()
+                silences = np.flatnonzero(np.diff(later) > limit).tolist()
+            for i in silences:
                 start = self._all_off_until(ag, int(times[i] + limit))
                 if start < times[i + 1] and not ag.offline:
                     silent = (start - times[i]) / 1000

@@ -152,7 +152,9 @@ def _layout(cards: Mapping[str, list[Any]], psus: Mapping[str, list[Any]],
 
 
 def _batch(docs: list[Mapping[str, Any]], seen: list[int]) -> ScreenBatch:
-    """One np.array call per section: the Python work per snapshot is building lists."""
+    """One np.array call per section: the Python work per snapshot is building lists.
+    (`_single_batches` passes docs of different screens with equal counts: the rows are
+    then screens, and it replaces the first doc's ids and layout with each one's own.)"""
     first = docs[0]
     card_ids = tuple(first["cards"]["id"])  # strings, by the schema
     psu_ids = tuple(first["psus"]["id"])
@@ -209,8 +211,44 @@ def build_batches(
                 continue
         runs.append([doc])
     out = []
+    singles: dict[tuple[int, int], list[Mapping[str, Any]]] = {}
     for runs in groups.values():
         for run in runs:
+            if len(run) == 1:  # live: one poll per screen; alike ones are built together
+                doc = run[0]
+                singles.setdefault((len(doc["cards"]["id"]), len(doc["psus"]["id"])),
+                                   []).append(doc)
+                continue
             seen = [int(d["ts"]) if seen_ms is None else seen_ms for d in run]
             out.append(_batch(run, seen))
+    for docs in singles.values():
+        out += _single_batches(docs, seen_ms)
     return out
+
+
+def _single_batches(docs: list[Mapping[str, Any]], seen_ms: int | None) -> list[ScreenBatch]:
+    """One-poll batches of screens of equal counts: each matrix built once for all, and
+    every batch a row of it (numpy's per-call cost, paid per group, not per screen)."""
+    if len(docs) == 1:
+        return [_batch(docs, [int(docs[0]["ts"]) if seen_ms is None else seen_ms])]
+    stack = _batch(docs, [int(d["ts"]) if seen_ms is None else seen_ms for d in docs])
+    out = []
+    for i, doc in enumerate(docs):
+        layout = _layout(doc["cards"], doc["psus"], tuple(doc["cards"]["id"]),
+                         tuple(doc["psus"]["id"]))
+        out.append(ScreenBatch(
+            site=doc["site"], screen=doc["screen"], ts=stack.ts[i:i + 1],
+            seen_ms=stack.seen_ms[i:i + 1], agents=(doc["agent"],),
+            sections={
+                sec: SectionFrame(
+                    tuple(doc[_KEY[sec]]["id"]) if sec in _KEY else f.ids, f.readings,
+                    f.values[i:i + 1])
+                for sec, f in stack.sections.items()
+            },
+            psu_card=layout.psu_card, card_port=layout.card_port,
+            card_index=layout.card_index,
+        ))
+    return out
+
+
+_KEY = {Section.CARD: "cards", Section.PSU: "psus"}

@@ -70,6 +70,16 @@ class _Shape:
         self.block_of = np.repeat(np.arange(len(self.blocks), dtype=np.int64), sizes)
         self.dark = np.repeat(np.array([b.rule.dark for b in self.blocks], dtype=bool), sizes)
         self._hiding(batch)
+        self._tiled: dict[int, Params] = {}
+
+    def tiled_params(self, copies: int) -> Params:
+        """The params of `copies` screens of this shape side by side (stacked.py)."""
+        found = self._tiled.get(copies)
+        if found is None:
+            if len(self._tiled) > 64:  # group sizes vary; keep the recent few
+                self._tiled.clear()
+            found = self._tiled[copies] = self.params.tiled(copies)
+        return found
 
     def _hiding(self, batch: ScreenBatch) -> None:
         """Index arrays for `hidden`: which columns each cause hides."""

@@ -36,14 +36,22 @@ def escape_tag(value: str) -> str:
 
 _TAG_CACHE: dict[str, str] = {}
 # Formatting a float costs ~0.3 us here, a dict hit ~0.05 us, and readings repeat (a
-# temperature has one decimal, a voltage two), so formatted numbers are cached. A JSON
-# int and the equal float share an entry, so both are written as the float (50 -> 50.0):
-# the text never depends on which of the two arrived first.
-_FLOAT_CACHE: dict[float, str] = {}
+# temperature has one decimal, a voltage two), so whole `name=value` fields are cached,
+# one table per field name. A JSON int and the equal float share an entry, so both are
+# written as the float (50 -> 50.0): the text never depends on which arrived first.
+_FIELD_CACHES: dict[str, dict[float, str]] = {}
+_FIELD_CACHE_MAX = 20_000  # per field: readings repeat, but never trust a payload
 
 
-def _float_str(v: float) -> str:
-    text = _FLOAT_CACHE[v] = str(float(v))
+def _field_cache(name: str) -> dict[float, str]:
+    cache = _FIELD_CACHES.get(name)
+    if cache is None or len(cache) > _FIELD_CACHE_MAX:
+        cache = _FIELD_CACHES[name] = {}
+    return cache
+
+
+def _float_field(cache: dict[float, str], prefix: str, v: float) -> str:
+    text = cache[v] = prefix + str(float(v))
     return text
 
 
@@ -154,10 +162,9 @@ def _column_lines(
         prefix = name + "="
         # Specialised comprehensions: one f-string per value, no formatter call.
         if fmt is _float:
-            fc = _FLOAT_CACHE
-            if len(fc) > 100_000:
-                fc.clear()
-            column = [None if v is None else prefix + (fc.get(v) or _float_str(v)) for v in col]
+            fc = _field_cache(name)
+            column = [None if v is None else (fc.get(v) or _float_field(fc, prefix, v))
+                      for v in col]
         elif fmt is _int:
             column = [None if v is None else f"{prefix}{v}i" for v in col]
         elif fmt is _bool:
@@ -173,13 +180,24 @@ def _column_lines(
         rows = [",".join([f for f in row if f is not None]) for row in zip(*columns, strict=True)]
     else:  # the common case: every reading present
         rows = [",".join(row) for row in zip(*columns, strict=True)]
-    head = f"{measurement},{tag_key}="
-    tail = f",{tail_tags} "
-    return [
-        f"{head}{_tag(ident)}{tail}{fields}{ts_suffix}"
-        for ident, fields in zip(ids, rows, strict=True)
-        if fields
-    ]
+    heads = _heads(measurement, tag_key, tail_tags, ids)
+    return [head + fields + ts_suffix for head, fields in zip(heads, rows, strict=True) if fields]
+
+
+# Each screen sends the same cards and PSUs poll after poll: the start of their lines
+# ("card,card=p0c1,screen=lobby,site=acme ") is built once per layout, not per point.
+_HEADS: dict[tuple[str, str, tuple[str, ...]], list[str]] = {}
+
+
+def _heads(measurement: str, tag_key: str, tail_tags: str, ids: list[Any]) -> list[str]:
+    key = (measurement, tail_tags, tuple(ids))
+    found = _HEADS.get(key)
+    if found is None:
+        if len(_HEADS) > 50_000:  # bounded: layouts are few per screen
+            _HEADS.clear()
+        head, tail = f"{measurement},{tag_key}=", f",{tail_tags} "
+        found = _HEADS[key] = [f"{head}{_tag(ident)}{tail}" for ident in ids]
+    return found
 
 
 def snapshot_lines(doc: Mapping[str, Any]) -> list[str]:
