@@ -121,12 +121,15 @@ class Collector:
         self._care: threading.Thread | None = None
         self.last_care: Any = None  # collector.care.CareSummary of the latest run
         self.sender: Any = None  # collector.notify.sender.Sender, when [notify] has channels
-        # The collector / kpi / open_ticket points for the dashboards (influx/ops.py).
+        # The collector / kpi / open_ticket points for the dashboards (influx/ops.py); the
+        # fleet-wide two from one member of a cluster, the one that runs the care job.
+        fleet = self.ownership.runs_care
         self.ops = OpsScheduler(
             settings.mqtt.client_id, lambda: collector_stats(self.metrics, self.pool, self.sender),
             tickets=tickets, screens=lambda: [(s.site, s.screen) for s in self.screens.list()],
             clock_ms=self._clock_ms, collector_interval_s=inf.ops_interval_s,
-            kpi_interval_s=inf.kpi_interval_s, open_ticket_interval_s=inf.open_ticket_interval_s,
+            kpi_interval_s=inf.kpi_interval_s if fleet else 0,
+            open_ticket_interval_s=inf.open_ticket_interval_s if fleet else 0,
             on_error=self.metrics.error)
         if tickets is not None:
             tickets.add_listener(self._on_ticket_change)

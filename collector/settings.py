@@ -97,7 +97,7 @@ class InfluxSettings(_Section):
     timeout_ms: int = Field(default=10_000, ge=100)
     retry_max_s: float = Field(default=30.0, gt=0)
     # The collector's own series for the dashboards (collector/influx/ops.py); 0 = off.
-    # With several collectors, one writing `kpi` and `open_ticket` is enough.
+    # `kpi` and `open_ticket` are fleet-wide: in a cluster only the care member writes them.
     ops_interval_s: float = Field(default=10.0, ge=0)
     kpi_interval_s: float = Field(default=3600.0, ge=0)
     open_ticket_interval_s: float = Field(default=60.0, ge=0)

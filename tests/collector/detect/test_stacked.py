@@ -51,8 +51,8 @@ def _per_screen(findings: list[object]) -> dict[str, list[str]]:
 
 def test_side_by_side_equals_one_by_one() -> None:
     settings = DetectSettings.model_validate({
-        "sites": {"s1": {"screens": {"a1": {"schedule": [
-            {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "off": "00:30-01:10"}]}}}},  # one screen switched off a while
+        "sites": {"s1": {"screens": {"a1": {"schedule": [  # one screen off for a while
+            {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "off": "00:30-01:10"}]}}}},
     })
     fleet = _fleet()
     together, alone = Detector(settings), Detector(settings)
