@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "discover": ("agent.discover:main", "find controllers on the LAN, write a starter config"),
     "replay": ("collector.replay:main", "the collector's pipeline over recorded telemetry"),
     "bench": ("ledwatch.bench:main", "benchmarks that print ratios against a baseline"),
+    "report": ("collector.reports.cli:main", "quarterly remote inspection reports (HTML, PDF)"),
     "schema": ("ledwatch.cli:print_schema", "print the JSON Schema of ledwatch.telemetry/1"),
 }
 
