@@ -119,6 +119,7 @@ class Collector:
         self._thread: threading.Thread | None = None
         self.pool: WritePool | None = None  # created by start(), once the sink is set up
         self._care: threading.Thread | None = None
+        self._ops: threading.Thread | None = None
         self.last_care: Any = None  # collector.care.CareSummary of the latest run
         self.sender: Any = None  # collector.notify.sender.Sender, when [notify] has channels
         # The collector / kpi / open_ticket points for the dashboards (influx/ops.py); the
@@ -185,10 +186,22 @@ class Collector:
         self._thread = threading.Thread(target=self._run, name="collector-ingest", daemon=True)
         self._thread.start()
         self.consumer.start()
+        self._ops = threading.Thread(target=self._ops_loop, name="collector-ops", daemon=True)
+        self._ops.start()
         if self.tickets is not None and self.settings.care.enabled and self.ownership.runs_care:
             self._care = threading.Thread(target=self._care_loop, name="collector-care",
                                           daemon=True)
             self._care.start()
+
+    def _ops_loop(self) -> None:
+        """The dashboards' own series (influx/ops.py), off the ingest thread: the hourly
+        KPIs query the ticket database once per site. Their lines join the next batch,
+        like the ticket points."""
+        while not self._stopping.wait(1.0):
+            lines = self.ops.due_lines()  # never raises: failures are counted and logged
+            if lines:
+                with self._ticket_lock:
+                    self._ticket_lines += lines
 
     def _care_loop(self) -> None:
         """Proactive care (collector/care.py) off the ingest thread: a report's PDF takes
@@ -259,6 +272,9 @@ class Collector:
         if self._care is not None:
             self._care.join(30.0)  # finishing a report in progress
             self._care = None
+        if self._ops is not None:
+            self._ops.join(10.0)
+            self._ops = None
         if self.sender is not None:
             self.sender.stop()
         self.consumer.stop()
@@ -404,7 +420,6 @@ class Collector:
             if self.settings.detect_state_save_s and time.monotonic() >= self._next_state_save:
                 self._next_state_save = time.monotonic() + self.settings.detect_state_save_s
                 self.save_detector_state()
-            lines += self.ops.due_lines()  # cheap unless due; never raises
             with self._ticket_lock:
                 lines += self._ticket_lines
                 self._ticket_lines = []
