@@ -258,3 +258,57 @@ def test_reconnects_after_broker_restart(
         wait_for(lambda: stored_ts(victoria, site) == {NOW_MS + 1000}, what="stored")
     finally:
         coll.stop()
+
+
+def test_health_fails_while_influxdb_refuses_every_write(
+    mosquitto: Any, influxdb1: Any, publisher: Callable[..., None], tmp_path: Path
+) -> None:
+    """InfluxDB answers /ping but refuses the writes (a wrong password): /health must say
+    so with InfluxDB's reason and answer 503, and nothing is acknowledged meanwhile."""
+    from collector.api.app import ApiContext
+    from collector.tickets.service import TicketService
+
+    tag = uuid.uuid4().hex[:8]
+    site = f"refused-{tag}"
+    tickets = TicketService(f"sqlite:///{tmp_path / 'tickets.db'}")
+    wrong = tmp_path / "influx-password"
+    wrong.write_text("not-the-password\n")
+    settings = settings_for(mosquitto, influxdb1.url, tag)
+    settings = CollectorSettings.model_validate({
+        **settings.model_dump(mode="json"),
+        "influx": {"output": "v1", "url": influxdb1.url, "database": influxdb1.database,
+                   "username": influxdb1.username, "password_file": str(wrong),
+                   "flush_interval_ms": 100, "retry_max_s": 0.5, "timeout_ms": 2000},
+    })
+    coll = Collector(settings)
+    coll.start()
+    api = None
+    try:
+        assert coll.wait_connected(10)
+        time.sleep(0.2)
+        publisher(telemetry_topic(site, "scr1"), snapshot_bytes(site, 1))
+
+        def refused() -> bool:
+            errors = coll.metrics.snapshot()["write_errors"]
+            return isinstance(errors, dict) and errors.get("retryable", 0) >= 2
+
+        wait_for(refused, what="refused writes being retried")
+        health = coll.health()
+        assert health["influx"]["ok"] is False and health["status"] != "ok"
+        assert "writes failing" in health["influx"]["error"]
+        assert "401" in health["influx"]["error"]
+        snap = coll.metrics.snapshot()
+        assert snap["stored_points"] == 0 and snap["pending"] == 1  # held, not acked
+        ctx = ApiContext(tickets=tickets, screens=coll.screens, health=coll.health,
+                         metrics_text=coll.metrics_text, tokens={})
+        api = serve_api(ctx, "127.0.0.1", 0)
+        resp = httpx.get(f"{api.url}/api/v1/health", timeout=5)
+        assert resp.status_code == 503, resp.text
+        body = resp.json()
+        assert body["status"] == "fail" and body["failed"] == ["influx"]
+        assert "401" in body["parts"]["influx"]["error"]
+    finally:
+        if api is not None:
+            api.stop()
+        coll.stop()
+        tickets.close()

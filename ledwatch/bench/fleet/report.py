@@ -1,0 +1,358 @@
+"""The fleet benchmark's table (stdout and docs/performance.md) and the machine facts.
+
+docs/performance.md is written whole by every run; it keeps one section per output
+(v1, v2) so that a v2 run does not erase the latest v1 table, and each section holds
+its command line, date, machine facts and table.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ledwatch.bench.fleet.drain import DrainResult
+from ledwatch.bench.fleet.live import TICKET_POLL_S, LiveResult
+from ledwatch.bench.fleet.nodered import NodeRedResult
+from ledwatch.bench.fleet.stats import median
+from ledwatch.bench.fleet.writers import WriteResult
+
+ROW_LABELS = (
+    "ceiling, 1 writer", "ceiling, 2 writers", "ceiling, 4 writers", "ceiling (best of 1/2/4)",
+    "drain, 1 collector", "drain / ceiling", "live rate held", "fault -> ticket p50 / p99",
+    "collector CPU per 1,000 points", "collector peak RSS", "drain, 2 collectors",
+    "drain, 4 collectors", "tickets vs faults injected", "Node-RED drain",
+    "collector / Node-RED", "encoder check",
+)  # fmt: skip
+DRAIN_TARGET = 0.8  # issue 11: drain >= 0.8 x the ceiling
+NODERED_TARGET = 1.5  # issue 11: >= 1.5 x Node-RED, nothing lost
+CPU_TARGET_MS = 3.0  # issue 11: <= 3 ms of CPU per 1,000 points
+
+
+@dataclass
+class Results:
+    output: str
+    server: str
+    screens: int
+    cards: int
+    snapshots: int
+    points_per_snapshot: int
+    repeat: int
+    live_s: float
+    ceilings: dict[int, list[WriteResult]] = field(default_factory=dict)
+    drains: dict[int, list[DrainResult]] = field(default_factory=dict)
+    live: LiveResult | None = None
+    live_skip: str = ""
+    nodered: NodeRedResult | None = None
+    nodered_skip: str = "not asked for (--with-nodered)"
+    encoder: tuple[int, int, float] | None = None  # snapshots, our points, collector's points
+    skipped: dict[str, str] = field(default_factory=dict)  # row label -> why
+
+    # -- figures ---------------------------------------------------------------------------
+
+    def ceiling(self, writers: int) -> float | None:
+        return median(r.rate for r in self.ceilings.get(writers, []))
+
+    def best_ceiling(self) -> tuple[int, float] | None:
+        found = [(w, c) for w in self.ceilings if (c := self.ceiling(w)) is not None]
+        return max(found, key=lambda x: x[1]) if found else None
+
+    def drain(self, k: int) -> float | None:
+        return median(r.rate for r in self.drains.get(k, []))
+
+
+def _n(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def rows(res: Results) -> list[tuple[str, str, str, str]]:
+    """(figure, measured, ratio, target) per ROW_LABELS entry, in that order."""
+    out: dict[str, tuple[str, str, str]] = {}
+    best = res.best_ceiling()
+    for w in (1, 2, 4):
+        label = f"ceiling, {w} writer{'s' if w > 1 else ''}"
+        c = res.ceiling(w)
+        if c is None:
+            out[label] = ("not measured", res.skipped.get(label, "not in --writers"), "")
+            continue
+        ratio = f"{c / best[1]:.2f} x best" if best else ""
+        out[label] = (f"{_n(c)} points/s", ratio, f"median of {len(res.ceilings[w])}")
+    if best:
+        out["ceiling (best of 1/2/4)"] = (f"{_n(best[1])} points/s", "1.00",
+                                          f"{best[0]} writer(s), 5,000-line batches")
+    else:
+        out["ceiling (best of 1/2/4)"] = ("not measured", "", "")
+    d1 = res.drain(1)
+    ones = res.drains.get(1, [])
+    if d1 is not None:
+        lost = sum(r.lost for r in ones)
+        startup = any(r.startup_included for r in ones)
+        note = f"median of {len(ones)}; lost {lost} of {sum(r.snapshots for r in ones):,}"
+        if startup:
+            note += "; too short: timed from the spawn, start-up included"
+        out["drain, 1 collector"] = (f"{_n(d1)} points/s", "", note)
+        if best:
+            q = d1 / best[1]
+            out["drain / ceiling"] = (f"{q:.2f}", f"{q:.2f} x ceiling",
+                                      f">= {DRAIN_TARGET} {_verdict(q >= DRAIN_TARGET)}")
+    out.setdefault("drain, 1 collector", ("not measured", "", ""))
+    out.setdefault("drain / ceiling", ("not measured", "", ""))
+    live = res.live
+    pps = res.points_per_snapshot
+    if live is not None and live.rate is not None:
+        ratio = f"{live.rate * pps / d1:.2f} x drain" if d1 else ""
+        out["live rate held"] = (f"{live.rate:,.1f} snapshots/s = {_n(live.rate * pps)} points/s",
+                                 ratio, f"{live.live_s:.0f} s, backlog bounded")  # fmt: skip
+    elif live is not None:
+        best_probe = max((s.rate for s in live.steps if s.held), default=None)
+        why = live.note or "the confirming step did not hold"
+        if live.publisher_bound:
+            why = "the publisher could not keep the pace"
+        seen = f"; best short probe {best_probe:,.1f}/s" if best_probe else ""
+        out["live rate held"] = ("not confirmed", "", why + seen)
+    else:
+        out["live rate held"] = ("not measured", "", res.live_skip)
+    if live is not None and live.latencies_ms:
+        p50, p99 = live.latency(50), live.latency(99)
+        assert p50 is not None and p99 is not None
+        at = f"{live.latency_rate or 0:,.1f} snapshots/s" + \
+            ("" if live.rate else " (a rate that did not hold)")
+        rtt = f"; API answers in {live.api_rtt_ms:,.0f} ms" if live.api_rtt_ms else ""
+        out["fault -> ticket p50 / p99"] = (
+            f"{p50:,.0f} / {p99:,.0f} ms", "",
+            f"{len(live.latencies_ms)} of {live.injected} faults, at {at}; "
+            f"polled every {TICKET_POLL_S * 1000:.0f} ms{rtt}")
+    else:
+        why = res.live_skip if live is None else f"no ticket seen ({live.injected} injected)"
+        out["fault -> ticket p50 / p99"] = ("not measured", "", why)
+    cpu = median(r.cpu_ms_per_1000 for r in ones if r.cpu_ms_per_1000 is not None)
+    if cpu is not None:
+        out["collector CPU per 1,000 points"] = (
+            f"{cpu:.1f} ms", f"{cpu / CPU_TARGET_MS:.1f} x target",
+            f"<= {CPU_TARGET_MS:g} ms {_verdict(cpu <= CPU_TARGET_MS)}; utime+stime over the drain")
+        rss = max(r.rss_peak_mb for r in ones)
+        out["collector peak RSS"] = (f"{rss:,.0f} MB", "", "VmHWM, 1 collector, drain")
+    else:
+        out["collector CPU per 1,000 points"] = ("not measured", "", "")
+        out["collector peak RSS"] = ("not measured", "", "")
+    for k in (2, 4):
+        label = f"drain, {k} collectors"
+        dk = res.drain(k)
+        if dk is None:
+            out[label] = ("not measured", "", res.skipped.get(label, "not in --collectors"))
+            continue
+        runs = res.drains[k]
+        lost = sum(r.lost for r in runs)
+        shares = "/".join(str(s) for s in runs[0].shares)
+        timed = min(r.window_share for r in runs)
+        out[label] = (f"{_n(dk)} points/s", f"{dk / d1:.2f} x 1 process" if d1 else "",
+                      f"median of {len(runs)}; lost {lost}; shares {shares}; timed while all "
+                      f"{k} worked ({timed:.0%} of the points)")  # fmt: skip
+    checks = []
+    all_ok = True
+    for k in sorted(res.drains):
+        for r in res.drains[k]:
+            t = r.tickets
+            all_ok = all_ok and t.ok
+            checks.append(f"{k}: {t.tickets}/{t.expected}"
+                          + (f" {t.duplicates} dup" if t.duplicates else "")
+                          + (f" {t.missing} missing" if t.missing else "")
+                          + (f" +{t.other} other" if t.other else ""))  # fmt: skip
+    if checks:
+        out["tickets vs faults injected"] = (
+            "; ".join(dict.fromkeys(checks)), "", f"no duplicate, no miss {_verdict(all_ok)}")
+    else:
+        out["tickets vs faults injected"] = ("not measured", "", "")
+    nr = res.nodered
+    if nr is not None:
+        share = nr.lost / nr.snapshots if nr.snapshots else 0.0
+        out["Node-RED drain"] = (f"{_n(nr.rate)} points/s",
+                                 f"lost {nr.lost:,} of {nr.snapshots:,} ({share:.1%})",
+                                 f"{nr.write_errors} write errors logged")  # fmt: skip
+        if d1:
+            q = d1 / nr.rate if nr.rate else float("inf")
+            lossless = all(x.lost == 0 for x in ones)
+            out["collector / Node-RED"] = (
+                f"{q:.2f}", f"{q:.2f} x Node-RED",
+                f">= {NODERED_TARGET} lossless {_verdict(q >= NODERED_TARGET and lossless)}")
+    out.setdefault("Node-RED drain", ("not measured", "", res.nodered_skip))
+    out.setdefault("collector / Node-RED", ("not measured", "", res.nodered_skip))
+    if res.encoder is not None:
+        n, ours, theirs = res.encoder
+        same = abs(ours - theirs) < 0.5
+        out["encoder check"] = (
+            f"{ours / n:,.0f} points/snapshot", "",
+            f"collector stored {theirs:,.0f} for {n} snapshots, ours {ours:,}: "
+            + ("same" if same else "DIFFERENT: the ceiling is not the same lines"))
+    else:
+        out["encoder check"] = ("not measured", "", res.skipped.get("encoder check", ""))
+    return [(label, *out[label]) for label in ROW_LABELS]
+
+
+def format_table(table: list[tuple[str, str, str, str]]) -> str:
+    head = ("figure", "measured", "ratio", "notes / target (issue 11)")
+    cells = [head, *table]
+    widths = [max(len(r[i]) for r in cells) for i in range(4)]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+             for r in cells]  # fmt: skip
+    lines.insert(1, "| " + " | ".join("-" * w for w in widths) + " |")
+    return "\n".join(lines)
+
+
+def machine_facts() -> dict[str, str]:
+    facts = {"cores (os.cpu_count)": str(os.cpu_count())}
+    nproc = shutil.which("nproc")
+    if nproc:
+        facts["nproc"] = subprocess.run([nproc], capture_output=True, text=True).stdout.strip()
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+        if model:
+            facts["cpu"] = model.group(1).strip()
+        mem = re.search(r"^MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text(), re.M)
+        if mem:
+            facts["memory"] = f"{int(mem.group(1)) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    facts["kernel"] = platform.release()
+    facts["python"] = sys.version.split()[0]
+    return facts
+
+
+def code_state(repo: Path) -> str:
+    """The collector code measured: the commit, and whether collector/ differs from it
+    (a benchmark of a working tree that is being edited says so)."""
+    git = shutil.which("git")
+    if git is None:
+        return "unknown (no git)"
+    try:
+        head = subprocess.run([git, "-C", str(repo), "log", "-1", "--format=%h %cI"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run([git, "-C", str(repo), "status", "--porcelain", "--",
+                                "collector", "ledwatch/contract.py"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    if not head:
+        return "unknown (not a git checkout)"
+    return f"commit {head}" + (" + uncommitted changes in collector/" if dirty else "")
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+SECTION = re.compile(r"<!-- fleet:(v\d) -->\n(.*?)<!-- /fleet:\1 -->\n", re.S)
+
+
+def section_text(res: Results, command: str, date: str, facts: dict[str, str],
+                 versions: dict[str, str], table: str, wall_s: float, load: str,
+                 code: str = "") -> str:
+    fact_line = "; ".join(f"{k} {v}" for k, v in facts.items())
+    server_line = "; ".join(f"{k}: {v}" for k, v in versions.items())
+    points = res.snapshots * res.points_per_snapshot
+    fleet = (f"{res.screens} screens x {res.cards} cards (2 PSUs each), "
+             f"{res.points_per_snapshot} points per snapshot; backlogs of {res.snapshots:,} "
+             f"snapshots = {points:,} points; medians of {res.repeat} where repeated")
+    return f"""<!-- fleet:{res.output} -->
+## Output {res.output}: {res.server}
+
+- date: {date} (the run took {wall_s / 60:.1f} min; load average before/after: {load})
+- command: `{command}`
+- collector measured: {code or "unknown"}
+- machine: {fact_line}
+- servers: {server_line}
+- fleet: {fleet}
+
+{table}
+<!-- /fleet:{res.output} -->
+"""
+
+
+DOC_HEAD = """# Performance: `ledwatch bench fleet`
+
+Written by `ledwatch bench fleet` (ledwatch/bench/fleet/). Each run rewrites this page and
+replaces its own output's section (v1: InfluxDB 1.x with auth on, v2: VictoriaMetrics),
+keeping the other's latest. `ledwatch bench fleet --help` lists the flags; a default run
+(20 screens x 100 cards, backlogs of 2,000 snapshots = 606,000 points, `--repeat 3`,
+`--live-s 60`, 1/2/4 writers and collectors) takes about 8 minutes on 2 cores.
+
+## How each figure is measured
+The benchmark starts its own Mosquitto, database and (for 2+ collectors) PostgreSQL from
+scripts/services.py on 127.0.0.1, and shares no code with the collector: the snapshots
+come from its own generator (ledwatch.telemetry/1: cards with temps, voltages and
+modules, 2 PSUs per card; a dead module on every screen 0 mod 5, a failed PSU on every
+screen 1 mod 5), the plain writers' lines from its own encoder (DESIGN.md's InfluxDB
+table), and the collector runs as `python -m ledwatch.cli collector --config <toml>`.
+Every phase writes its own time window of the same site, so the series exist once, as
+in a running installation, and the database can count each phase's snapshots.
+
+- **ceiling, 1/2/4 writers**: the backlog's lines, pre-encoded in 5,000-line bodies,
+  POSTed by 1, 2 or 4 threads with keep-alive connections (`/write?db=&u=&p=&precision=ms`
+  or `/api/v2/write?precision=ms`); points / wall time; every answer must be 204 and the
+  database must then hold every snapshot. The ceiling is the best of the three medians.
+  The **encoder check** publishes one healthy poll of every screen through the running
+  collector once: `ledwatch_collector_stored_points_total` must grow by exactly what the
+  encoder makes of it (tests/bench also compare the stored series on VictoriaMetrics).
+- **drain**: the collectors start once (their persistent sessions subscribe), stop
+  (SIGTERM), the backlog is published at QoS 1 (every PUBACK awaited; a "no matching
+  subscribers" PUBACK stops the run), the collectors start again. Timed from the first
+  look at /metrics after every API answers until the first collector has received its
+  whole share with nothing pending (for one collector: until everything is stored and
+  acknowledged); points = growth of `stored_points_total` in that span. **drain /
+  ceiling** divides the medians. Lost = published - controller points in the window.
+- **live rate held**: one collector, a paced publisher (`ts` = now, screens in turn);
+  lag = published - (received - pending), sampled every 0.5 s. A rate holds when, after
+  the first quarter, the lag at the end is at most 2 s of traffic (or 50 snapshots) and
+  grows by less than 3 % of the rate per second, and the publisher kept its pace.
+  Short probes (`--probe-s`) double from half the drain rate, then bisect; the best
+  one is confirmed for `--live-s`, and lowered by 25 % if that fails (twice at most,
+  within `--live-budget-s`).
+- **fault -> ticket**: while confirming, a dead module on a healthy card every
+  `--fault-every-s`; from the publish of the poll that completes the rule's hold (3 bad
+  polls) to the first GET /api/v1/tickets answer (polled every 50 ms, for that screen)
+  with that ticket: an upper bound by up to 50 ms plus one API round trip (shown).
+  p50/p99 with linear interpolation over the faults of the reported step.
+- **CPU per 1,000 points, peak RSS**: utime + stime of the collector process from
+  /proc/<pid>/stat over the drain's timed span, per 1,000 stored points (median of the
+  1-collector drains); VmHWM from /proc/<pid>/status (the largest).
+- **drain, 2/4 collectors**: the same drain with k processes of one cluster
+  (`[cluster] members`, route "filter": each stores the agents it owns, docs/scaling.md),
+  one PostgreSQL ticket database; total points/s while all k
+  work, and the ratio to the 1-collector median. **tickets vs faults injected**: GET
+  /api/v1/tickets of each drain against the injected faults (k: tickets/faults, with
+  duplicates, misses and other tickets named).
+- **Node-RED** (`--with-nodered`, v1 only): installed from npm, mqtt in -> function ->
+  influxdb batch into its own database (node-influx writes every number as a float,
+  which InfluxDB refuses into the collector's integer fields), the same kind of backlog;
+  timed from the last look with nothing stored to the first with all it will store
+  (InfluxDB counted every 0.25 s); lost = published - stored controller points.
+
+## Reading the numbers
+This is a shared 2-core machine: the benchmark, the collector, the database and the
+broker share the two cores, and other work on the machine moves single runs by +-30 %
+(the load average before and after is in each section). The ceiling and the drain run
+one after the other in every round, so compare medians, not single rounds.
+
+"""
+
+
+def write_doc(path: Path, section: str, output: str) -> None:
+    old = path.read_text() if path.exists() else ""
+    kept = {m.group(1): m.group(0) for m in SECTION.finditer(old)}
+    kept[output] = section
+    body = DOC_HEAD + "\n".join(kept[k] for k in sorted(kept))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body)

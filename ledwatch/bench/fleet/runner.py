@@ -1,0 +1,372 @@
+"""`ledwatch bench fleet`: the phases of one run, in order, and the command line.
+
+Every phase writes its own time window of the same site (one fleet, its series made
+once, as in a real installation), so the database can be asked how many snapshots of a
+phase it holds: windows lie one after the other in the recent past, the live phase
+publishes at the wall clock after all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ledwatch.bench.fleet import report
+from ledwatch.bench.fleet.collectors import CollectorProc, M
+from ledwatch.bench.fleet.drain import DrainResult, run_drain
+from ledwatch.bench.fleet.lineproto import batches, points_per_snapshot, snapshot_points
+from ledwatch.bench.fleet.live import LiveBench
+from ledwatch.bench.fleet.nodered import NodeRedUnavailable, run_nodered_drain
+from ledwatch.bench.fleet.payloads import Fleet, FleetSpec
+from ledwatch.bench.fleet.publisher import FleetClient, publish_backlog
+from ledwatch.bench.fleet.servers import BenchError, Stack, influx_write_url
+from ledwatch.bench.fleet.stats import metric_sum
+from ledwatch.bench.fleet.writers import write_all
+
+HELP = "a fleet through the real servers: write ceiling, drain, live rate, latency, scale-out"
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a comma-separated list of numbers") \
+            from None
+    if not values or values[0] < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: numbers of at least 1")
+    return values
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    f = p.add_argument_group("the fleet")
+    f.add_argument("--output", choices=("v1", "v2"), default="v1",
+                   help="v1: InfluxDB 1.x with auth on; v2: VictoriaMetrics (default v1)")
+    f.add_argument("--screens", type=int, default=20, help="screens (20)")
+    f.add_argument("--cards", type=int, default=100, help="receiving cards per screen (100)")
+    f.add_argument("--interval-s", type=float, default=10.0,
+                   help="poll interval: the spacing of a backlog's ts per screen (10)")
+    f.add_argument("--snapshots", type=int, default=2000,
+                   help="snapshots in each backlog (2,000)")
+    f.add_argument("--site", default="bench-fleet", help="the fleet's site id (bench-fleet)")
+    f.add_argument("--seed", type=int, default=1, help="readings follow it (1)")
+    m = p.add_argument_group("what is measured")
+    m.add_argument("--repeat", type=int, default=3,
+                   help="rounds of ceiling + 1-collector drain; medians are reported (3)")
+    m.add_argument("--writers", type=_ints, default=[1, 2, 4],
+                   help="plain writers in flight for the ceiling (1,2,4)")
+    m.add_argument("--collectors", type=_ints, default=[1, 2, 4],
+                   help="collector processes of one cluster; must include 1 (1,2,4)")
+    m.add_argument("--scale-repeat", type=int, default=1,
+                   help="drains with each collector count above 1 (1: they are the slow part)")
+    m.add_argument("--live-s", type=float, default=60.0,
+                   help="how long the live rate must hold; 0 skips live rate and latency (60)")
+    m.add_argument("--probe-s", type=float, default=None,
+                   help="length of a search probe (default live-s / 4, within 3..15 s)")
+    m.add_argument("--live-budget-s", type=float, default=None,
+                   help="time for the whole live search (default 3 x live-s + 60 s)")
+    m.add_argument("--fault-every-s", type=float, default=1.0,
+                   help="a new dead module every this many seconds while confirming (1)")
+    m.add_argument("--fault-polls", type=int, default=3,
+                   help="bad polls the collector's module_fault rule holds for (its default 3)")
+    n = p.add_argument_group("Node-RED")
+    n.add_argument("--with-nodered", action="store_true",
+                   help="also drain a backlog through Node-RED (v1 only; installs it from npm)")
+    n.add_argument("--nodered-prefix", type=Path, default=None,
+                   help="npm --prefix to install into or reuse (default: in the run's folder)")
+    n.add_argument("--nodered-install-timeout-s", type=float, default=600.0,
+                   help="give up on npm install after this long (600)")
+    o = p.add_argument_group("output")
+    o.add_argument("--doc", type=Path, default=REPO / "docs" / "performance.md",
+                   help="the page that keeps the latest table (docs/performance.md)")
+    o.add_argument("--no-doc", action="store_true", help="print the table only")
+    o.add_argument("--workdir", type=Path, default=None,
+                   help="servers' data, configs and logs (default: a new temp folder)")
+    o.add_argument("--keep", action="store_true", help="keep the work folder afterwards")
+
+
+class Timeline:
+    """Disjoint ts windows in the recent past, handed out oldest first."""
+
+    def __init__(self, spec: FleetSpec, snapshots: int, windows: int) -> None:
+        polls = -(-snapshots // spec.screens)
+        self.span_ms = (polls + 2) * spec.interval_ms + spec.screens * 3 + 1000
+        self.next_end = int(time.time() * 1000) - (windows + 1) * self.span_ms
+        self.left = windows
+
+    def end(self) -> int:
+        if self.left <= 0:
+            raise BenchError("out of time windows (a bug in the phase count)")
+        self.left -= 1
+        self.next_end += self.span_ms
+        return self.next_end
+
+
+class Run:
+    def __init__(self, args: argparse.Namespace, stack: Stack, workdir: Path) -> None:
+        self.args, self.stack, self.workdir = args, stack, workdir
+        self.spec = FleetSpec(args.screens, args.cards, args.interval_s, args.seed)
+        windows = 2 + args.repeat * (len(args.writers) + 1) + \
+            args.scale_repeat * len(args.collectors)  # fmt: skip
+        self.timeline = Timeline(self.spec, args.snapshots, windows)
+        self.client = FleetClient(stack.broker.host, stack.broker.port, "bench-fleet-agents")
+        self.pps = points_per_snapshot(Fleet(self.spec, args.site).snapshot(0, 0))
+        self.res = report.Results(
+            output=args.output, server="", screens=args.screens, cards=args.cards,
+            snapshots=args.snapshots, points_per_snapshot=self.pps, repeat=args.repeat,
+            live_s=args.live_s)  # fmt: skip
+        self.drain_timeout_s = 120.0 + args.snapshots * self.pps / 2000
+
+    def say(self, text: str) -> None:
+        print(text, flush=True)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- phases ----------------------------------------------------------------------------
+
+    def ceiling(self, rnd: int) -> None:
+        url = influx_write_url(self.stack.db_url, self.args.output,
+                               *(self.stack.credentials() if self.args.output == "v1" else ()))
+        headers = {} if self.args.output == "v1" else {"Authorization": "Token unused"}
+        for w in self.args.writers:
+            end = self.timeline.end()
+            fleet = Fleet(self.spec, self.args.site)
+            docs = [doc for _, _, doc in fleet.backlog(self.args.snapshots, end)]
+            start = min(d["ts"] for d in docs)
+            bodies = batches(docs, 5000)
+            points = len(docs) * self.pps
+            del docs
+            r = write_all(url, bodies, points, w, headers)
+            stored = self.stack.stored_snapshots(self.args.site, start, end + 1)
+            if stored != self.args.snapshots:
+                raise BenchError(f"ceiling: {stored} of {self.args.snapshots} snapshots stored")
+            self.res.ceilings.setdefault(w, []).append(r)
+            self.say(f"  ceiling, {w} writer(s): {points:,} points in {r.seconds:.1f} s = "
+                     f"{r.rate:,.0f} points/s ({len(bodies)} requests)")
+
+    def drain(self, k: int, label: str, check_encoder: bool = False) -> DrainResult:
+        hook = None
+        if check_encoder:  # its window must come first: the detector judges ts forward only
+            check_end = self.timeline.end()
+
+            def hook(procs: list[CollectorProc]) -> None:
+                self._check_encoder(procs, check_end)
+
+        end = self.timeline.end()
+        fleet = Fleet(self.spec, self.args.site)
+
+        self.say(f"  drain, {k} collector(s) [{label}]:")
+        r = run_drain(self.stack, self.client, fleet, n=self.args.snapshots, end_ms=end, k=k,
+                      name=label, workdir=self.workdir, timeout_s=self.drain_timeout_s,
+                      before_stop=hook, log=self.say)  # fmt: skip
+        self.res.drains.setdefault(k, []).append(r)
+        t = r.tickets
+        cpu = r.cpu_ms_per_1000
+        self.say(f"    {r.points:,.0f} points in {r.seconds:.1f} s = {r.rate:,.0f} points/s"
+                 f"{' (start-up included)' if r.startup_included else ''}; "
+                 f"CPU {cpu:.1f} ms/1000 points; RSS peak {r.rss_peak_mb:,.0f} MB; "
+                 f"stored {r.stored_snapshots:,}/{r.snapshots:,}; shares {r.shares}; "
+                 f"tickets {t.tickets}/{t.expected} ({t.duplicates} duplicates, {t.missing} "
+                 f"missing, {t.other} other{': ' + ', '.join(t.other_kinds) if t.other else ''})"
+                 if cpu is not None else f"    {r}")  # fmt: skip
+        if r.lost:
+            self.say(f"    LOST {r.lost} snapshots (published, acknowledged, not stored)")
+        return r
+
+    def _check_encoder(self, procs: list[CollectorProc], end: int) -> None:
+        """Once: a poll of a healthy fleet through the running collector(s); what
+        `stored_points_total` grew by must equal what our encoder makes of it."""
+        healthy = Fleet(self.spec, self.args.site, faults=False)
+        msgs = list(healthy.backlog(self.spec.screens, end))
+        ours = sum(len(snapshot_points(doc)) for _, _, doc in msgs)
+        before = sum(metric_sum(p.metrics(), M + "stored_points_total") for p in procs)
+        recv0 = sum(p.sample().received for p in procs)
+        publish_backlog(self.client, ((t, b) for t, b, _ in msgs))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            samples = [p.sample() for p in procs]
+            if sum(s.received for s in samples) - recv0 >= len(msgs) and \
+                    all(s.pending == 0 for s in samples):  # fmt: skip
+                break
+            time.sleep(0.1)
+        else:
+            raise BenchError("encoder check: the collector did not store the check snapshots")
+        theirs = sum(s.stored_points for s in samples) - before
+        self.res.encoder = (len(msgs), ours, theirs)
+        same = "same" if abs(ours - theirs) < 0.5 else "DIFFERENT"
+        self.say(f"    encoder check: {len(msgs)} snapshots, ours {ours:,} points, "
+                 f"collector's stored_points_total +{theirs:,.0f}: {same}")
+
+    def live(self) -> None:
+        a = self.args
+        if a.live_s <= 0:
+            self.res.live_skip = "--live-s 0"
+            return
+        probe_s = a.probe_s or min(15.0, max(3.0, a.live_s / 4))
+        budget = a.live_budget_s or 3 * a.live_s + 60
+        d1 = self.res.drain(1)
+        est = d1 / self.pps if d1 else 50.0
+        self.say(f"  live: 1 collector, probes of {probe_s:.0f} s from {est / 2:,.1f} "
+                 f"snapshots/s (half the drain rate), then {a.live_s:.0f} s to confirm; "
+                 f"budget {budget:.0f} s")  # fmt: skip
+        fleet = Fleet(self.spec, a.site)
+        bench = LiveBench(self.stack, self.client, fleet, self.workdir,
+                          fault_polls=a.fault_polls, fault_every_s=a.fault_every_s,
+                          seed=a.seed, log=self.say)  # fmt: skip
+        self.res.live = bench.run(start=est / 2, max_rate=est * 4, probe_s=probe_s,
+                                  live_s=a.live_s, budget_s=budget)  # fmt: skip
+        lr = self.res.live
+        if lr.latencies_ms:
+            self.say(f"    fault -> ticket: p50 {lr.latency(50):,.0f} ms, p99 "
+                     f"{lr.latency(99):,.0f} ms over {len(lr.latencies_ms)} of "
+                     f"{lr.injected} faults")  # fmt: skip
+
+    def nodered(self) -> None:
+        a = self.args
+        if not a.with_nodered:
+            return
+        if a.output != "v1":
+            self.res.nodered_skip = "Node-RED is benched on v1 (InfluxDB 1.x) only"
+            self.say(f"  Node-RED: skipped: {self.res.nodered_skip}")
+            return
+        prefix = a.nodered_prefix or self.workdir / "nodered-npm"
+        self.say("  Node-RED drain:")
+        try:
+            self.res.nodered = run_nodered_drain(
+                self.stack, self.client, Fleet(self.spec, a.site), n=a.snapshots,
+                end_ms=self.timeline.end(), prefix=prefix, workdir=self.workdir,
+                install_timeout_s=a.nodered_install_timeout_s,
+                timeout_s=self.drain_timeout_s, log=self.say)  # fmt: skip
+        except NodeRedUnavailable as exc:
+            self.res.nodered_skip = f"Node-RED unavailable: {str(exc).splitlines()[0]}"
+            self.say(f"    {self.res.nodered_skip}")
+            return
+        nr = self.res.nodered
+        self.say(f"    {nr.points:,} points in {nr.seconds:.1f} s = {nr.rate:,.0f} points/s; "
+                 f"stored {nr.stored_snapshots:,} of {nr.snapshots:,} snapshots (lost "
+                 f"{nr.lost:,}); {nr.write_errors} write errors in its log")  # fmt: skip
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if min(args.screens, args.cards, args.snapshots, args.repeat, args.scale_repeat) < 1:
+        parser.error("--screens, --cards, --snapshots, --repeat and --scale-repeat must be >= 1")
+    if args.interval_s <= 0 or args.live_s < 0 or args.fault_every_s <= 0:
+        parser.error("--interval-s and --fault-every-s must be > 0, --live-s >= 0")
+    if 1 not in args.collectors:
+        parser.error("--collectors must include 1 (the baseline of the ratios)")
+    if args.snapshots < args.screens * (args.fault_polls + 1):
+        print(f"fleet: note: {args.snapshots} snapshots over {args.screens} screens is fewer "
+              f"than {args.fault_polls + 1} polls a screen: the injected faults cannot all "
+              "open tickets", file=sys.stderr)  # fmt: skip
+    command = command_line(args)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ledwatch-bench-fleet-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    t_begin = time.monotonic()
+    load_before = report.load_average()
+    facts = report.machine_facts()
+    code = report.code_state(REPO)
+    print(f"fleet benchmark, output {args.output}: {args.screens} screens x {args.cards} cards, "
+          f"backlogs of {args.snapshots:,} snapshots; work folder {workdir}; collector: {code}",
+          flush=True)
+    failed = True
+    previous = _sigterm_as_interrupt()
+    stack = Stack(workdir, args.output, max_queued=args.snapshots * 2,
+                  postgres=max(args.collectors) > 1)  # fmt: skip
+    versions: dict[str, str] = {}
+    run_: Run | None = None
+    try:
+        stack.start()
+        versions = stack.versions()
+        print("  servers: " + "; ".join(f"{k} {v} ({'127.0.0.1'})" for k, v in versions.items()),
+              flush=True)
+        run_ = Run(args, stack, workdir)
+        res = run_.res
+        res.server = versions.get("influxdb" if args.output == "v1" else "victoria-metrics", "")
+        if max(args.collectors) > 1 and stack.postgres is None:
+            for k in args.collectors:
+                if k > 1:
+                    res.skipped[f"drain, {k} collectors"] = "PostgreSQL is not installed"
+        for rnd in range(1, args.repeat + 1):
+            print(f" round {rnd} of {args.repeat}", flush=True)
+            run_.ceiling(rnd)
+            run_.drain(1, f"d1r{rnd}", check_encoder=rnd == 1)
+        for k in args.collectors:
+            if k == 1 or stack.postgres is None:
+                continue
+            for rnd in range(1, args.scale_repeat + 1):
+                run_.drain(k, f"d{k}r{rnd}")
+        run_.live()
+        run_.nodered()
+        failed = False
+    except KeyboardInterrupt:
+        print("\nfleet: interrupted; stopping every server and process it started",
+              file=sys.stderr)  # fmt: skip
+        return 130
+    except BenchError as exc:
+        print(f"fleet: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if run_ is not None:
+            run_.close()
+        stack.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        if failed or args.keep:
+            print(f"fleet: logs and data kept in {workdir}", file=sys.stderr)
+        elif args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    assert run_ is not None
+    wall = time.monotonic() - t_begin
+    table = report.format_table(report.rows(run_.res))
+    print()
+    print(table)
+    print(f"\n{wall / 60:.1f} min; {command}")
+    if not args.no_doc:
+        date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        load = f"{load_before} / {report.load_average()}"
+        section = report.section_text(run_.res, command, date, facts, versions, table, wall,
+                                      load, code)  # fmt: skip
+        report.write_doc(args.doc, section, args.output)
+        print(f"written: {args.doc}")
+    return 0
+
+
+def _sigterm_as_interrupt() -> signal.Handlers | Callable[..., object] | int | None:
+    """SIGTERM stops a run like Ctrl-C does (servers and collectors stopped, in finally
+    blocks); returns the handler to put back, None off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, on_term)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """`ledwatch bench fleet` with the flags of this run that differ from the defaults."""
+    p = argparse.ArgumentParser(add_help=False)
+    add_arguments(p)
+    words = ["ledwatch", "bench", "fleet"]
+    for action in p._actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings or value == action.default:
+            continue
+        flag = action.option_strings[0]
+        if isinstance(action, argparse._StoreTrueAction):
+            words.append(flag)
+        elif isinstance(value, list):
+            words += [flag, ",".join(str(v) for v in value)]
+        else:
+            words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return shlex.join(words)
