@@ -89,7 +89,11 @@ levels = [["hook"]]
     pub.connect(mosquitto.host, mosquitto.port)
     pub.loop_start()
     try:
-        time.sleep(2.0)  # subscribed
+        deadline = time.monotonic() + 60  # start-up (migrations) is slow on a busy machine
+        while "MQTT connected" not in log.read_text():
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+        time.sleep(0.5)  # the SUBSCRIBE follows the CONNACK
         now = int(time.time() * 1000)  # deadlines ahead: only the openings are sent
         for screen in range(SCREENS):  # one module fault per screen: 12 tickets
             for seq in range(1, 5):

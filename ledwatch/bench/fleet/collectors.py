@@ -38,13 +38,14 @@ AGENT_SILENCE_S = 30 * 86400.0
 
 
 def config_text(stack: Stack, *, client_id: str, share_group: str, api_port: int,
-                database_url: str, workdir: Path,
-                members: tuple[str, ...] = ()) -> str:  # fmt: skip
+                database_url: str, workdir: Path, members: tuple[str, ...] = (),
+                influx_extra: str = "") -> str:  # fmt: skip
     """A collector config: the defaults except where the run needs its own values.
 
     With `members` (the client ids of every collector of the run) the collectors form a
     `[cluster]` as docs/scaling.md tells a user to: each keeps the agents it owns, so
-    detection sees every snapshot of its screens.
+    detection sees every snapshot of its screens. `influx_extra` is TOML added to
+    `[influx]` (tests turn the collector's own series off with it).
     """
     secret = workdir / "influx-secret"
     if stack.output == "v1":
@@ -67,7 +68,7 @@ share_group = "{share_group}"
 clean_start = false
 protocol = "5"
 [influx]
-{influx}[database]
+{influx}{influx_extra}[database]
 url = "{database_url}"
 [api]
 enabled = true
@@ -103,7 +104,8 @@ class Sample:
 
 class CollectorProc:
     def __init__(self, stack: Stack, workdir: Path, name: str, share_group: str,
-                 database_url: str, members: tuple[str, ...] = ()) -> None:  # fmt: skip
+                 database_url: str, members: tuple[str, ...] = (),
+                 influx_extra: str = "") -> None:  # fmt: skip
         self.stack, self.name = stack, name
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -113,7 +115,8 @@ class CollectorProc:
         self.config = self.dir / "collector.toml"
         self.config.write_text(config_text(
             stack, client_id=self.client_id, share_group=share_group, api_port=self.port,
-            database_url=database_url, workdir=self.dir, members=members))  # fmt: skip
+            database_url=database_url, workdir=self.dir, members=members,
+            influx_extra=influx_extra))  # fmt: skip
         self.log_path = self.dir / "collector.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.http = httpx.Client(base_url=self.url, timeout=10.0,

@@ -34,6 +34,7 @@ from ledwatch.bench.fleet.writers import write_all
 
 HELP = "a fleet through the real servers: write ceiling, drain, live rate, latency, scale-out"
 REPO = Path(__file__).resolve().parents[3]
+ENCODER_TRIES = 3  # windows for the encoder check (see `_check_encoder`)
 
 
 def _ints(text: str) -> list[int]:
@@ -156,11 +157,11 @@ class Run:
 
     def drain(self, k: int, label: str, check_encoder: bool = False) -> DrainResult:
         hook = None
-        if check_encoder:  # its window must come first: the detector judges ts forward only
-            check_end = self.timeline.end()
+        if check_encoder:  # its windows must come first: the detector judges ts forward only
+            check_ends = [self.timeline.end() for _ in range(ENCODER_TRIES)]
 
             def hook(procs: list[CollectorProc]) -> None:
-                self._check_encoder(procs, check_end)
+                self._check_encoder(procs, check_ends)
 
         end = self.timeline.end()
         fleet = Fleet(self.spec, self.args.site)
@@ -183,29 +184,35 @@ class Run:
             self.say(f"    LOST {r.lost} snapshots (published, acknowledged, not stored)")
         return r
 
-    def _check_encoder(self, procs: list[CollectorProc], end: int) -> None:
-        """Once: a poll of a healthy fleet through the running collector(s); what
-        `stored_points_total` grew by must equal what our encoder makes of it."""
+    def _check_encoder(self, procs: list[CollectorProc], ends: list[int]) -> None:
+        """A poll of a healthy fleet through the running collector(s); what
+        `stored_points_total` grew by must equal what our encoder makes of it. The
+        collector's own series (a `collector` point every 10 s, DESIGN.md) can land in
+        the same span, so a mismatch is tried again in a later window, up to
+        `ENCODER_TRIES` times; the first exact match (or the last try) is reported."""
         healthy = Fleet(self.spec, self.args.site, faults=False)
-        msgs = list(healthy.backlog(self.spec.screens, end))
-        ours = sum(len(snapshot_points(doc)) for _, _, doc in msgs)
-        before = sum(metric_sum(p.metrics(), M + "stored_points_total") for p in procs)
-        recv0 = sum(p.sample().received for p in procs)
-        publish_backlog(self.client, ((t, b) for t, b, _ in msgs))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            samples = [p.sample() for p in procs]
-            if sum(s.received for s in samples) - recv0 >= len(msgs) and \
-                    all(s.pending == 0 for s in samples):  # fmt: skip
-                break
-            time.sleep(0.1)
-        else:
-            raise BenchError("encoder check: the collector did not store the check snapshots")
-        theirs = sum(s.stored_points for s in samples) - before
-        self.res.encoder = (len(msgs), ours, theirs)
-        same = "same" if abs(ours - theirs) < 0.5 else "DIFFERENT"
-        self.say(f"    encoder check: {len(msgs)} snapshots, ours {ours:,} points, "
-                 f"collector's stored_points_total +{theirs:,.0f}: {same}")
+        for attempt, end in enumerate(ends, 1):
+            msgs = list(healthy.backlog(self.spec.screens, end))
+            ours = sum(len(snapshot_points(doc)) for _, _, doc in msgs)
+            before = sum(metric_sum(p.metrics(), M + "stored_points_total") for p in procs)
+            recv0 = sum(p.sample().received for p in procs)
+            publish_backlog(self.client, ((t, b) for t, b, _ in msgs))
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                samples = [p.sample() for p in procs]
+                if sum(s.received for s in samples) - recv0 >= len(msgs) and \
+                        all(s.pending == 0 for s in samples):  # fmt: skip
+                    break
+                time.sleep(0.1)
+            else:
+                raise BenchError("encoder check: the collector did not store the check snapshots")
+            theirs = sum(s.stored_points for s in samples) - before
+            self.res.encoder = (len(msgs), ours, theirs)
+            same = "same" if abs(ours - theirs) < 0.5 else "DIFFERENT"
+            self.say(f"    encoder check (try {attempt}): {len(msgs)} snapshots, ours {ours:,} "
+                     f"points, collector's stored_points_total +{theirs:,.0f}: {same}")
+            if same == "same":
+                return
 
     def live(self) -> None:
         a = self.args
