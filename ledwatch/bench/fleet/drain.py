@@ -84,6 +84,14 @@ class DrainResult:
     dead_letters: float
     startup_included: bool = False
     window_share: float = 1.0  # share of the stored points inside the timed window
+    # The whole drain, first look to last (the makespan): with k collectors it is set by
+    # the one with the largest share, which the agents' hash decides.
+    whole_points: float = 0.0
+    whole_seconds: float = 0.0
+
+    @property
+    def whole_rate(self) -> float:
+        return self.whole_points / self.whole_seconds if self.whole_seconds > 0 else 0.0
 
     @property
     def rate(self) -> float:
@@ -155,6 +163,7 @@ def run_drain(stack: Stack, client: FleetClient, fleet: Fleet, *, n: int, end_ms
                 raise BenchError(f"drain {name}: {got:,.0f} of {expected:,} received within "
                                  f"{timeout_s:.0f} s:\n{procs[0].log_tail()}")  # fmt: skip
             time.sleep(POLL_S)
+        stored_first = sum(s.stored_points for s in rounds[0])
         a, b = measured_window(rounds)
         t_base, t_end = min(s.t for s in rounds[a]), max(s.t for s in rounds[b])
         stored_base = sum(s.stored_points for s in rounds[a])
@@ -176,6 +185,8 @@ def run_drain(stack: Stack, client: FleetClient, fleet: Fleet, *, n: int, end_ms
             shares=[int(s.received) for s in last],
             tickets=check_tickets(tickets, fleet.faults, ticket_errors),
             dead_letters=sum(s.dead_letters for s in last), startup_included=startup,
+            whole_points=sum(s.stored_points for s in last) - stored_first,
+            whole_seconds=max(s.t for s in last) - min(s.t for s in rounds[0]),
         )  # fmt: skip
     finally:
         _stop_all(procs)

@@ -154,9 +154,11 @@ def rows(res: Results) -> list[tuple[str, str, str, str]]:
         lost = sum(r.lost for r in runs)
         shares = "/".join(str(s) for s in runs[0].shares)
         timed = min(r.window_share for r in runs)
+        whole = median([r.whole_rate for r in runs]) or 0.0
         out[label] = (f"{_n(dk)} points/s", f"{dk / d1:.2f} x 1 process" if d1 else "",
                       f"median of {len(runs)}; lost {lost}; shares {shares}; timed while all "
-                      f"{k} worked ({timed:.0%} of the points)")  # fmt: skip
+                      f"{k} worked ({timed:.0%} of the points); whole drain "
+                      f"{_n(whole)} points/s")  # fmt: skip
     checks = []
     all_ok = True
     for k in sorted(res.drains):
@@ -331,7 +333,9 @@ in a running installation, and the database can count each phase's snapshots.
 - **drain, 2/4 collectors**: the same drain with k processes of one cluster
   (`[cluster] members`, route "filter": each stores the agents it owns, docs/scaling.md),
   one PostgreSQL ticket database; total points/s while all k
-  work, and the ratio to the 1-collector median. **tickets vs faults injected**: GET
+  work, and the ratio to the 1-collector median (the capacity of k at work); and the
+  whole drain's points/s (first look to last), which the largest share decides: the
+  agents' hash gives 20 agents to 4 collectors unevenly. **tickets vs faults injected**: GET
   /api/v1/tickets of each drain against the injected faults (k: tickets/faults, with
   duplicates, misses and other tickets named).
 - **Node-RED** (`--with-nodered`, v1 only): installed from npm, mqtt in -> function ->

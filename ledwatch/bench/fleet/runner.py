@@ -116,7 +116,8 @@ class Run:
     def __init__(self, args: argparse.Namespace, stack: Stack, workdir: Path) -> None:
         self.args, self.stack, self.workdir = args, stack, workdir
         self.spec = FleetSpec(args.screens, args.cards, args.interval_s, args.seed)
-        windows = 2 + args.repeat * (len(args.writers) + 1) + \
+        # Node-RED's backlog, the encoder check's tries, each ceiling and drain
+        windows = 1 + ENCODER_TRIES + args.repeat * (len(args.writers) + 1) + \
             args.scale_repeat * len(args.collectors)  # fmt: skip
         self.timeline = Timeline(self.spec, args.snapshots, windows)
         self.client = FleetClient(stack.broker.host, stack.broker.port, "bench-fleet-agents")
@@ -180,6 +181,9 @@ class Run:
                  f"tickets {t.tickets}/{t.expected} ({t.duplicates} duplicates, {t.missing} "
                  f"missing, {t.other} other{': ' + ', '.join(t.other_kinds) if t.other else ''})"
                  if cpu is not None else f"    {r}")  # fmt: skip
+        if k > 1:
+            self.say(f"    whole drain: {r.whole_points:,.0f} points in {r.whole_seconds:.1f} s "
+                     f"= {r.whole_rate:,.0f} points/s")
         if r.lost:
             self.say(f"    LOST {r.lost} snapshots (published, acknowledged, not stored)")
         return r
