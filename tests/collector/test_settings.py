@@ -47,7 +47,7 @@ def test_sample_documents_every_option() -> None:
 def test_defaults() -> None:
     s = CollectorSettings()
     assert (s.mqtt.share_group, s.mqtt.qos, s.mqtt.clean_start) == ("collectors", 1, False)
-    assert (s.influx.batch_size, s.influx.flush_interval_ms) == (5000, 500)
+    assert (s.influx.batch_size, s.influx.flush_interval_ms) == (10_000, 500)
     assert s.database.url == "sqlite:///var/collector/tickets.db"
     assert (s.api.host, s.api.port) == ("127.0.0.1", 8000)
     d = s.detect

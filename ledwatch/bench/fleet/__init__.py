@@ -11,10 +11,11 @@ watched through /metrics, the REST API, the database and /proc.
 
 What one run measures (medians of `--repeat` where it repeats):
 1. ceiling: the lines the collector would write for a backlog, pre-encoded in
-   5,000-line requests, sent by 1, 2 and 4 plain HTTP writers (`POST /write` with u/p,
-   or `POST /api/v2/write`), precision ms; the best of them is the server's ceiling. The
-   encoder's points per snapshot are checked once against the collector's
-   `ledwatch_collector_stored_points_total` (drain.py, runner.py);
+   5,000- and 10,000-line requests (`--batch-lines`), sent by 1, 2 and 4 plain HTTP
+   writers (`POST /write` with u/p, or `POST /api/v2/write`), precision ms; the best
+   of them is the server's ceiling. The encoder's points per snapshot are checked once
+   against the collector's `ledwatch_collector_stored_points_total` (drain.py,
+   runner.py);
 2. drain: the backlog published while the collector is stopped (its persistent session
    queues it), timed from its API answering until every snapshot is stored and acked;
    points/s and the ratio to the ceiling (drain.py);

@@ -44,7 +44,8 @@ class Results:
     points_per_snapshot: int
     repeat: int
     live_s: float
-    ceilings: dict[int, list[WriteResult]] = field(default_factory=dict)
+    # (writers, lines per request) -> one result per round
+    ceilings: dict[tuple[int, int], list[WriteResult]] = field(default_factory=dict)
     drains: dict[int, list[DrainResult]] = field(default_factory=dict)
     live: LiveResult | None = None
     live_skip: str = ""
@@ -55,12 +56,20 @@ class Results:
 
     # -- figures ---------------------------------------------------------------------------
 
-    def ceiling(self, writers: int) -> float | None:
-        return median(r.rate for r in self.ceilings.get(writers, []))
+    def ceiling_at(self, writers: int, lines: int) -> float | None:
+        return median(r.rate for r in self.ceilings.get((writers, lines), []))
 
-    def best_ceiling(self) -> tuple[int, float] | None:
-        found = [(w, c) for w in self.ceilings if (c := self.ceiling(w)) is not None]
+    def ceiling(self, writers: int) -> tuple[int, float] | None:
+        """(lines per request, median rate) of the best batch size for `writers`."""
+        found = [(n, c) for w, n in self.ceilings
+                 if w == writers and (c := self.ceiling_at(w, n)) is not None]
         return max(found, key=lambda x: x[1]) if found else None
+
+    def best_ceiling(self) -> tuple[int, int, float] | None:
+        """(writers, lines per request, median rate) of the best of them all."""
+        found = [(w, *c) for w in sorted({w for w, _ in self.ceilings})
+                 if (c := self.ceiling(w)) is not None]
+        return max(found, key=lambda x: x[2]) if found else None
 
     def drain(self, k: int) -> float | None:
         return median(r.rate for r in self.drains.get(k, []))
@@ -80,15 +89,19 @@ def rows(res: Results) -> list[tuple[str, str, str, str]]:
     best = res.best_ceiling()
     for w in (1, 2, 4):
         label = f"ceiling, {w} writer{'s' if w > 1 else ''}"
-        c = res.ceiling(w)
-        if c is None:
+        found = res.ceiling(w)
+        if found is None:
             out[label] = ("not measured", res.skipped.get(label, "not in --writers"), "")
             continue
-        ratio = f"{c / best[1]:.2f} x best" if best else ""
-        out[label] = (f"{_n(c)} points/s", ratio, f"median of {len(res.ceilings[w])}")
+        c = found[1]
+        sizes = sorted(n for ww, n in res.ceilings if ww == w)
+        each = ", ".join(f"{n:,} lines: {_n(res.ceiling_at(w, n) or 0.0)}" for n in sizes)
+        ratio = f"{c / best[2]:.2f} x best" if best else ""
+        out[label] = (f"{_n(c)} points/s", ratio,
+                      f"median of {len(res.ceilings[(w, found[0])])}; {each}")
     if best:
-        out["ceiling (best of 1/2/4)"] = (f"{_n(best[1])} points/s", "1.00",
-                                          f"{best[0]} writer(s), 5,000-line batches")
+        out["ceiling (best of 1/2/4)"] = (f"{_n(best[2])} points/s", "1.00",
+                                          f"{best[0]} writer(s), {best[1]:,}-line batches")
     else:
         out["ceiling (best of 1/2/4)"] = ("not measured", "", "")
     d1 = res.drain(1)
@@ -101,7 +114,7 @@ def rows(res: Results) -> list[tuple[str, str, str, str]]:
             note += "; too short: timed from the spawn, start-up included"
         out["drain, 1 collector"] = (f"{_n(d1)} points/s", "", note)
         if best:
-            q = d1 / best[1]
+            q = d1 / best[2]
             out["drain / ceiling"] = (f"{q:.2f}", f"{q:.2f} x ceiling",
                                       f">= {DRAIN_TARGET} {_verdict(q >= DRAIN_TARGET)}")
     out.setdefault("drain, 1 collector", ("not measured", "", ""))
@@ -301,10 +314,12 @@ table), and the collector runs as `python -m ledwatch.cli collector --config <to
 Every phase writes its own time window of the same site, so the series exist once, as
 in a running installation, and the database can count each phase's snapshots.
 
-- **ceiling, 1/2/4 writers**: the backlog's lines, pre-encoded in 5,000-line bodies,
+- **ceiling, 1/2/4 writers**: the backlog's lines, pre-encoded in 5,000- and 10,000-line
+  bodies (`--batch-lines`; InfluxData advises 5,000-10,000, the collector sends 10,000),
   POSTed by 1, 2 or 4 threads with keep-alive connections (`/write?db=&u=&p=&precision=ms`
   or `/api/v2/write?precision=ms`); points / wall time; every answer must be 204 and the
-  database must then hold every snapshot. The ceiling is the best of the three medians.
+  database must then hold every snapshot. The ceiling is the best of the medians (every
+  writer count at every body size).
   The **encoder check** publishes one healthy poll of every screen through the running
   collector once: `ledwatch_collector_stored_points_total` must grow by exactly what the
   encoder makes of it (tests/bench also compare the stored series on VictoriaMetrics).

@@ -65,6 +65,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="rounds of ceiling + 1-collector drain; medians are reported (3)")
     m.add_argument("--writers", type=_ints, default=[1, 2, 4],
                    help="plain writers in flight for the ceiling (1,2,4)")
+    m.add_argument("--batch-lines", type=_ints, default=[5000, 10000],
+                   help="lines per request of the plain writers; the ceiling is the best "
+                        "(5000,10000: the ends of InfluxData's advice; the collector's "
+                        "batch_size is 10,000)")
     m.add_argument("--collectors", type=_ints, default=[1, 2, 4],
                    help="collector processes of one cluster; must include 1 (1,2,4)")
     m.add_argument("--scale-repeat", type=int, default=1,
@@ -117,7 +121,8 @@ class Run:
         self.args, self.stack, self.workdir = args, stack, workdir
         self.spec = FleetSpec(args.screens, args.cards, args.interval_s, args.seed)
         # Node-RED's backlog, the encoder check's tries, each ceiling and drain
-        windows = 1 + ENCODER_TRIES + args.repeat * (len(args.writers) + 1) + \
+        windows = 1 + ENCODER_TRIES + args.repeat * (len(args.writers) * len(args.batch_lines)
+                                                     + 1) + \
             args.scale_repeat * len(args.collectors)  # fmt: skip
         self.timeline = Timeline(self.spec, args.snapshots, windows)
         self.client = FleetClient(stack.broker.host, stack.broker.port, "bench-fleet-agents")
@@ -141,20 +146,22 @@ class Run:
                                *(self.stack.credentials() if self.args.output == "v1" else ()))
         headers = {} if self.args.output == "v1" else {"Authorization": "Token unused"}
         for w in self.args.writers:
-            end = self.timeline.end()
-            fleet = Fleet(self.spec, self.args.site)
-            docs = [doc for _, _, doc in fleet.backlog(self.args.snapshots, end)]
-            start = min(d["ts"] for d in docs)
-            bodies = batches(docs, 5000)
-            points = len(docs) * self.pps
-            del docs
-            r = write_all(url, bodies, points, w, headers)
-            stored = self.stack.stored_snapshots(self.args.site, start, end + 1)
-            if stored != self.args.snapshots:
-                raise BenchError(f"ceiling: {stored} of {self.args.snapshots} snapshots stored")
-            self.res.ceilings.setdefault(w, []).append(r)
-            self.say(f"  ceiling, {w} writer(s): {points:,} points in {r.seconds:.1f} s = "
-                     f"{r.rate:,.0f} points/s ({len(bodies)} requests)")
+            for size in self.args.batch_lines:
+                end = self.timeline.end()
+                fleet = Fleet(self.spec, self.args.site)
+                docs = [doc for _, _, doc in fleet.backlog(self.args.snapshots, end)]
+                start = min(d["ts"] for d in docs)
+                bodies = batches(docs, size)
+                points = len(docs) * self.pps
+                del docs
+                r = write_all(url, bodies, points, w, headers)
+                stored = self.stack.stored_snapshots(self.args.site, start, end + 1)
+                if stored != self.args.snapshots:
+                    raise BenchError(f"ceiling: {stored} of {self.args.snapshots} snapshots "
+                                     "stored")
+                self.res.ceilings.setdefault((w, size), []).append(r)
+                self.say(f"  ceiling, {w} writer(s), {size:,}-line requests: {points:,} points "
+                         f"in {r.seconds:.1f} s = {r.rate:,.0f} points/s ({len(bodies)} requests)")
 
     def drain(self, k: int, label: str, check_encoder: bool = False) -> DrainResult:
         hook = None

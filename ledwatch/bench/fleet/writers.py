@@ -1,7 +1,7 @@
 """The ceiling: plain HTTP writers sending pre-encoded line protocol, nothing else.
 
 Each writer is a thread with its own keep-alive `http.client` connection that takes the
-next request body off a shared list until none is left; a body is 5,000 lines. Bodies
+next request body off a shared list until none is left; a body is `--batch-lines` lines. Bodies
 are encoded before the clock starts, so the figure is the server's (and the loopback's)
 limit with 1, 2 or 4 requests in flight, not an encoder's. Any answer but 204 stops the
 run: a ceiling that lost points would flatter the server.
