@@ -301,9 +301,19 @@ def test_database_outage_backpressure_then_everything_arrives(
         wait_for(failing, what="failed writes being retried")
         # Backpressure: nothing more comes in while the database is down; the broker
         # holds the rest. Mosquitto 2.0.11 lets a whole Receive-Maximum window through
-        # per PUBACK (measured), so the bound that holds is the collector's: the batch
-        # being retried plus its full queue, at most 2 * max_pending + 1 messages.
+        # per PUBACK (measured), so the bound that holds is the collector's: the batches
+        # being retried plus its full queue, at most 2 * max_pending + 1 messages. The
+        # second failed attempt can come while the ingest thread still fills its last
+        # batch (up to 4 are in flight), so first let intake reach that bound and stop.
         received = coll.metrics.snapshot()["received"]
+        deadline = time.monotonic() + 10
+        while True:
+            time.sleep(0.3)
+            now_received = coll.metrics.snapshot()["received"]
+            if now_received == received:
+                break
+            assert time.monotonic() < deadline, "intake did not stop while the database is down"
+            received = now_received
         time.sleep(0.5)
         snap = coll.metrics.snapshot()
         assert isinstance(snap["pending"], int) and window <= snap["pending"] <= 2 * window + 1
