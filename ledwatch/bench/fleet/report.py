@@ -115,7 +115,7 @@ def rows(res: Results) -> list[tuple[str, str, str, str]]:
         out["drain, 1 collector"] = (f"{_n(d1)} points/s", "", note)
         if best:
             q = d1 / best[2]
-            out["drain / ceiling"] = (f"{q:.2f}", f"{q:.2f} x ceiling",
+            out["drain / ceiling"] = (f"{q:.3f}", f"{q:.3f} x ceiling",
                                       f">= {DRAIN_TARGET} {_verdict(q >= DRAIN_TARGET)}")
     out.setdefault("drain, 1 collector", ("not measured", "", ""))
     out.setdefault("drain / ceiling", ("not measured", "", ""))
