@@ -273,14 +273,9 @@ def test_health_fails_while_influxdb_refuses_every_write(
     tickets = TicketService(f"sqlite:///{tmp_path / 'tickets.db'}")
     wrong = tmp_path / "influx-password"
     wrong.write_text("not-the-password\n")
-    settings = settings_for(mosquitto, influxdb1.url, tag)
-    settings = CollectorSettings.model_validate({
-        **settings.model_dump(mode="json"),
-        "influx": {"output": "v1", "url": influxdb1.url, "database": influxdb1.database,
-                   "username": influxdb1.username, "password_file": str(wrong),
-                   "flush_interval_ms": 100, "retry_max_s": 0.5, "timeout_ms": 2000},
-    })
-    coll = Collector(settings)
+    coll = Collector(settings_for(mosquitto, influxdb1.url, tag, output="v1",
+                                  database=influxdb1.database, username=influxdb1.username,
+                                  password_file=str(wrong)))
     coll.start()
     api = None
     try:

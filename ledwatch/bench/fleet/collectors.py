@@ -9,6 +9,7 @@ process's own accounting in /proc (utime + stime, VmHWM).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -82,7 +83,7 @@ agent_silence_s = {AGENT_SILENCE_S}
 [reports]
 enabled = false
 folder = "{workdir / 'reports'}"
-""" + (f"[cluster]\nmembers = {list(members)!r}\n".replace("'", '"') if members else "")
+""" + (f"[cluster]\nmembers = {json.dumps(list(members))}\n" if members else "")
 
 
 def member_id(name: str) -> str:
