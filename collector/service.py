@@ -73,6 +73,20 @@ _MAX_UNAPPLIED = 100_000
 _IDLE_FLUSH_S = 0.02
 
 
+def _split(msgs: list[Inbound], docs: list[dict[str, Any]], lines: list[str],
+           cuts: list[tuple[int, int, int]]) -> list[Batch]:
+    """The intake as write batches, cut where `_take_backlog` recorded; what came after
+    the last cut (the detection's and tickets' own points too) goes with the last one."""
+    if not cuts:
+        return [Batch(msgs, docs, lines)]
+    ends = [*cuts, (len(msgs), len(docs), len(lines))]
+    out, start = [], (0, 0, 0)
+    for end in ends:
+        out.append(Batch(msgs[start[0]:end[0]], docs[start[1]:end[1]], lines[start[2]:end[2]]))
+        start = end
+    return out
+
+
 class Collector:
     """One collector process, usable in-process (demo, tests) or from `collector.cli`.
 
@@ -409,6 +423,9 @@ class Collector:
                     deadline = time.monotonic() + flush_s
                 msgs.append(item)
                 self._decode_one(item, docs, lines)
+            cuts: list[tuple[int, int, int]] = []
+            if not stopping and len(lines) >= inf.batch_size:
+                stopping = self._take_backlog(msgs, docs, lines, cuts, room)
             if stopping:
                 self._drain_queue(msgs, docs, lines)
             lines += self._detect(docs)
@@ -423,8 +440,9 @@ class Collector:
             with self._ticket_lock:
                 lines += self._ticket_lines
                 self._ticket_lines = []
-            if (msgs or lines) and not pool.submit(Batch(msgs, docs, lines)):
-                return  # stop() gave up: leave the batch unacknowledged
+            for batch in _split(msgs, docs, lines, cuts):
+                if (batch.msgs or batch.lines) and not pool.submit(batch):
+                    return  # stop() gave up: leave the batch unacknowledged
             if stopping or (self._stopping.is_set() and self._queue.empty()):
                 # Taken is stored and acked before we go (or stop() gives up waiting).
                 while not pool.wait_idle(0.5):
@@ -442,8 +460,7 @@ class Collector:
             self.delivery.record_docs(batch.docs)
         elif batch.outcome == Outcome.DROPPED:
             self.metrics.inc("dropped_points", len(batch.lines))
-        for msg in batch.msgs:
-            self.consumer.ack(msg)
+        self.consumer.ack_many(batch.msgs)
         if batch.msgs:
             self.metrics.inc("pending", -len(batch.msgs))
 
@@ -454,6 +471,32 @@ class Collector:
             log.warning("write of %d points failed, retry in %.1f s: %s", n_lines, backoff_s, exc)
         else:
             log.error("sink refused %d points as bad data, dropped: %s", n_lines, exc)
+
+    def _take_backlog(
+        self, msgs: list[Inbound], docs: list[dict[str, Any]], lines: list[str],
+        cuts: list[tuple[int, int, int]], room: int,
+    ) -> bool:
+        """A full batch taken and more already queued (a backlog): take up to
+        `intake_batches` write batches, judged as one and written as several. Detection
+        costs less per snapshot in bigger batches (docs/performance.md); nothing waits
+        for more to come, so a live inflow is judged as soon as before. Records where
+        each write batch ends in `cuts`; True when the stop marker was taken."""
+        size = self.settings.influx.batch_size
+        for _ in range(self.settings.influx.intake_batches - 1):
+            if len(lines) < size * (len(cuts) + 1) or len(msgs) >= room:
+                return False
+            cuts.append((len(msgs), len(docs), len(lines)))
+            target = size * (len(cuts) + 1)
+            while len(lines) < target and len(msgs) < room:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    return False
+                if item is _STOP:
+                    return True
+                msgs.append(item)
+                self._decode_one(item, docs, lines)
+        return False
 
     def _drain_queue(
         self, msgs: list[Inbound], docs: list[dict[str, Any]], lines: list[str]

@@ -23,7 +23,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from collector.ingest.paho_io import BufferedClient
 from ledwatch.contract import EVENT_FILTER, STATUS_FILTER, TELEMETRY_FILTER, shared
 
 log = logging.getLogger(__name__)
@@ -130,14 +131,14 @@ class MqttConsumer:
         self.generation = 0
         self.v5 = options.protocol == "5"
         if self.v5:
-            client = mqtt.Client(
+            client = BufferedClient(
                 CallbackAPIVersion.VERSION2,
                 client_id=options.client_id,
                 protocol=mqtt.MQTTv5,
                 manual_ack=True,
             )
         else:
-            client = mqtt.Client(
+            client = BufferedClient(
                 CallbackAPIVersion.VERSION2,
                 client_id=options.client_id,
                 clean_session=options.clean_start,
@@ -159,7 +160,7 @@ class MqttConsumer:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        self._client = client
+        self._client: BufferedClient = client
 
     @property
     def filters(self) -> list[str]:
@@ -201,6 +202,12 @@ class MqttConsumer:
         (the broker has already redelivered it on the new one)."""
         if msg.qos > 0 and msg.generation == self.generation:
             self._client.ack(msg.mid, msg.qos)
+
+    def ack_many(self, msgs: Iterable[Inbound]) -> None:
+        """`ack` for each, in order, sent together (collector/ingest/paho_io.py)."""
+        gen = self.generation
+        self._client.ack_many([(m.mid, m.qos) for m in msgs
+                               if m.qos > 0 and m.generation == gen])
 
     def pause(self) -> None:
         self._paused = True

@@ -78,7 +78,8 @@ def test_tiny_run_prints_every_row_and_writes_the_doc(
     measured = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in table[2:]}
     for label in ("ceiling, 1 writer", "ceiling (best of 1/2/4)", "drain, 1 collector",
                   "drain / ceiling", "live rate held", "fault -> ticket p50 / p99",
-                  "collector CPU per 1,000 points", "collector peak RSS", "encoder check"):
+                  "fault -> ticket, fixed rate", "collector CPU per 1,000 points",
+                  "collector peak RSS", "encoder check"):
         assert not measured[label].startswith("not "), (label, measured[label])  # fmt: skip
     assert measured["drain, 2 collectors"] == "not measured"
     assert "1: 2/2" in measured["tickets vs faults injected"]  # dead module + failed PSU

@@ -88,6 +88,7 @@ class DrainResult:
     # the one with the largest share, which the agents' hash decides.
     whole_points: float = 0.0
     whole_seconds: float = 0.0
+    db_cores: float | None = None  # the database server's CPU over the timed span
 
     @property
     def whole_rate(self) -> float:
@@ -152,10 +153,12 @@ def run_drain(stack: Stack, client: FleetClient, fleet: Fleet, *, n: int, end_ms
         _all(procs, CollectorProc.spawn)
         _all(procs, CollectorProc.wait_up)
         rounds = [[p.sample() for p in procs]]
+        db_cpu = [stack.db_cpu_s()]  # per round, beside the collectors' samples
         deadline = time.monotonic() + timeout_s
         while True:
             last = [p.sample() for p in procs]
             rounds.append(last)
+            db_cpu.append(stack.db_cpu_s())
             if sum(s.received for s in last) >= expected and all(s.pending == 0 for s in last):
                 break
             if time.monotonic() > deadline:
@@ -169,6 +172,9 @@ def run_drain(stack: Stack, client: FleetClient, fleet: Fleet, *, n: int, end_ms
         stored_base = sum(s.stored_points for s in rounds[a])
         stored_end = sum(s.stored_points for s in rounds[b])
         cpu = sum(s.cpu_s for s in rounds[b]) - sum(s.cpu_s for s in rounds[a])
+        db_a, db_b = db_cpu[a], db_cpu[b]
+        db_cores = (db_b - db_a) / (t_end - t_base) if (
+            db_a is not None and db_b is not None and t_end > t_base) else None
         startup = stored_base > 0.5 * expected * pps
         if startup:  # too short to see: count from the spawn, start-up and all
             t_base, stored_base = t_spawn, 0.0
@@ -187,6 +193,7 @@ def run_drain(stack: Stack, client: FleetClient, fleet: Fleet, *, n: int, end_ms
             dead_letters=sum(s.dead_letters for s in last), startup_included=startup,
             whole_points=sum(s.stored_points for s in last) - stored_first,
             whole_seconds=max(s.t for s in last) - min(s.t for s in rounds[0]),
+            db_cores=None if startup else db_cores,
         )  # fmt: skip
     finally:
         _stop_all(procs)

@@ -57,6 +57,20 @@ class Step:
 
 
 @dataclass
+class Reference:
+    """Fault -> ticket at a fixed rate (`--latency-rate`), beside the one under load."""
+
+    rate: float
+    held: bool
+    injected: int
+    latencies_ms: list[float]
+    api_rtt_ms: float | None
+
+    def latency(self, q: float) -> float | None:
+        return percentile(self.latencies_ms, q) if self.latencies_ms else None
+
+
+@dataclass
 class LiveResult:
     rate: float | None  # snapshots/s held for live_s (None: none confirmed)
     live_s: float
@@ -67,6 +81,7 @@ class LiveResult:
     injected: int = 0
     publisher_bound: bool = False
     note: str = ""
+    reference: Reference | None = None
 
     def latency(self, q: float) -> float | None:
         return percentile(self.latencies_ms, q) if self.latencies_ms else None
@@ -197,8 +212,28 @@ class LiveBench:
             time.sleep(0.2)
         return False
 
+    def _latency_step(self, rate: float, seconds: float
+                      ) -> tuple[Step, tuple[int, list[float], float | None]]:
+        """A step with faults injected: (step, (faults completed, latencies, API rtt))."""
+        # Latency counts in the step that is reported: a fresh watcher per step.
+        watcher = TicketWatcher(self.proc.url, self.fleet.site)
+        first = len(self.paced.injections)
+        try:
+            st = self.step(rate, seconds, watcher)
+            watcher.wait_empty(10.0)
+        finally:
+            watcher.close()
+        mine = self.paced.injections[first:]
+        latencies = sorted((i.seen_at - i.completed_at) * 1000 for i in mine
+                           if i.completed_at is not None and i.seen_at is not None)
+        injected = sum(1 for i in mine if i.completed_at is not None)
+        return st, (injected, latencies, median(watcher.rtts_ms))
+
     def run(self, *, start: float, max_rate: float, probe_s: float, live_s: float,
-            budget_s: float, max_probes: int = 8) -> LiveResult:  # fmt: skip
+            budget_s: float, max_probes: int = 8, reference_rate: float = 0.0,
+            reference_s: float = 30.0) -> LiveResult:  # fmt: skip
+        """The rate search and its confirmation; then, with `reference_rate`, one more
+        step at that fixed rate for the latency the issue's baseline was taken at."""
         t_begin = time.monotonic()
         self.proc.start()
         time.sleep(0.5)
@@ -225,22 +260,10 @@ class LiveBench:
                     self.log("    live: time budget reached, no further confirmation")
                     break
                 tries += 1
-                # Latency counts in the step that is reported: a fresh watcher per step.
-                watcher = TicketWatcher(self.proc.url, self.fleet.site)
-                first = len(self.paced.injections)
-                try:
-                    st = self.step(candidate, live_s, watcher)
-                    watcher.wait_empty(10.0)
-                finally:
-                    watcher.close()
+                st, lat = self._latency_step(candidate, live_s)
                 result.steps.append(st)
                 self._say("confirm", st)
-                mine = self.paced.injections[first:]
-                result.injected = sum(1 for i in mine if i.completed_at is not None)
-                result.latencies_ms = sorted(
-                    (i.seen_at - i.completed_at) * 1000 for i in mine
-                    if i.completed_at is not None and i.seen_at is not None)  # fmt: skip
-                result.api_rtt_ms = median(watcher.rtts_ms)
+                result.injected, result.latencies_ms, result.api_rtt_ms = lat
                 result.latency_rate = candidate
                 if st.held:
                     result.rate = candidate
@@ -251,6 +274,10 @@ class LiveBench:
                 candidate *= 0.75
             if search.best is None and not result.note:
                 result.note = "no probed rate held"
+            if reference_rate > 0 and self.wait_drained(max(30.0, live_s)):
+                st, lat = self._latency_step(reference_rate, reference_s)
+                self._say("reference", st)
+                result.reference = Reference(reference_rate, st.held, *lat)
             return result
         except httpx.HTTPError as exc:
             raise BenchError(f"live: the collector's API failed: {exc}\n"

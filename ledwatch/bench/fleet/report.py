@@ -25,8 +25,8 @@ from ledwatch.bench.fleet.writers import WriteResult
 ROW_LABELS = (
     "ceiling, 1 writer", "ceiling, 2 writers", "ceiling, 4 writers", "ceiling (best of 1/2/4)",
     "drain, 1 collector", "drain / ceiling", "live rate held", "fault -> ticket p50 / p99",
-    "collector CPU per 1,000 points", "collector peak RSS", "drain, 2 collectors",
-    "drain, 4 collectors", "tickets vs faults injected", "Node-RED drain",
+    "fault -> ticket, fixed rate", "collector CPU per 1,000 points", "collector peak RSS",
+    "drain, 2 collectors", "drain, 4 collectors", "tickets vs faults injected", "Node-RED drain",
     "collector / Node-RED", "encoder check",
 )  # fmt: skip
 DRAIN_TARGET = 0.8  # issue 11: drain >= 0.8 x the ceiling
@@ -75,6 +75,11 @@ class Results:
         return median(r.rate for r in self.drains.get(k, []))
 
 
+def _db_cores(cores: float | None) -> str:
+    """The server's CPU share: at the ceiling it shows what is left for a collector."""
+    return "" if cores is None else f"; database server {cores:.2f} of {os.cpu_count()} cores"
+
+
 def _n(x: float) -> str:
     return f"{x:,.0f}"
 
@@ -100,8 +105,11 @@ def rows(res: Results) -> list[tuple[str, str, str, str]]:
         out[label] = (f"{_n(c)} points/s", ratio,
                       f"median of {len(res.ceilings[(w, found[0])])}; {each}")
     if best:
-        out["ceiling (best of 1/2/4)"] = (f"{_n(best[2])} points/s", "1.00",
-                                          f"{best[0]} writer(s), {best[1]:,}-line batches")
+        cores = median(r.db_cores for r in res.ceilings[(best[0], best[1])]
+                       if r.db_cores is not None)
+        out["ceiling (best of 1/2/4)"] = (
+            f"{_n(best[2])} points/s", "1.00",
+            f"{best[0]} writer(s), {best[1]:,}-line batches{_db_cores(cores)}")
     else:
         out["ceiling (best of 1/2/4)"] = ("not measured", "", "")
     d1 = res.drain(1)
@@ -112,6 +120,8 @@ def rows(res: Results) -> list[tuple[str, str, str, str]]:
         note = f"median of {len(ones)}; lost {lost} of {sum(r.snapshots for r in ones):,}"
         if startup:
             note += "; too short: timed from the spawn, start-up included"
+        cores = median(r.db_cores for r in ones if r.db_cores is not None)
+        note += _db_cores(cores)
         out["drain, 1 collector"] = (f"{_n(d1)} points/s", "", note)
         if best:
             q = d1 / best[2]
@@ -147,6 +157,22 @@ def rows(res: Results) -> list[tuple[str, str, str, str]]:
     else:
         why = res.live_skip if live is None else f"no ticket seen ({live.injected} injected)"
         out["fault -> ticket p50 / p99"] = ("not measured", "", why)
+    key = "fault -> ticket, fixed rate"
+    ref = live.reference if live is not None else None
+    if ref is not None:
+        r50, r99 = ref.latency(50), ref.latency(99)
+        held = "" if ref.held else "; the rate did not hold"
+        if r50 is not None and r99 is not None:
+            rtt = f"; API answers in {ref.api_rtt_ms:,.0f} ms" if ref.api_rtt_ms else ""
+            out[key] = (f"{r50:,.0f} / {r99:,.0f} ms", "",
+                        f"p50 / p99, {len(ref.latencies_ms)} of {ref.injected} faults at "
+                        f"{ref.rate:g} snapshots/s (--latency-rate){held}{rtt}")
+        else:
+            out[key] = ("not measured", "", f"no ticket seen ({ref.injected} injected at "
+                                            f"{ref.rate:g}/s){held}")
+    else:
+        out[key] = ("not measured", "", "--latency-rate 0" if live is not None
+                    else res.live_skip)
     cpu = median(r.cpu_ms_per_1000 for r in ones if r.cpu_ms_per_1000 is not None)
     if cpu is not None:
         out["collector CPU per 1,000 points"] = (
@@ -345,9 +371,15 @@ in a running installation, and the database can count each phase's snapshots.
   polls) to the first GET /api/v1/tickets answer (polled every 50 ms, for that screen)
   with that ticket: an upper bound by up to 50 ms plus one API round trip (shown).
   p50/p99 with linear interpolation over the faults of the reported step.
+  **fixed rate**: the same, in one more step at `--latency-rate` (100 snapshots/s, the
+  rate of the baseline in issue 11) for half of `--live-s`, so latency under the held
+  load and at the baseline's load sit side by side.
 - **CPU per 1,000 points, peak RSS**: utime + stime of the collector process from
   /proc/<pid>/stat over the drain's timed span, per 1,000 stored points (median of the
   1-collector drains); VmHWM from /proc/<pid>/status (the largest).
+  **database server cores**: the server's utime + stime over the same spans (and over
+  each ceiling run) / wall time. At the ceiling it shows how much of the machine the
+  server alone takes, and so what is left for a collector on the same cores.
 - **drain, 2/4 collectors**: the same drain with k processes of one cluster
   (`[cluster] members`, route "filter": each stores the agents it owns, docs/scaling.md),
   one PostgreSQL ticket database; the whole drain's total points/s (first look to last,

@@ -9,6 +9,7 @@ publishes at the wall clock after all of them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import shutil
 import signal
@@ -48,6 +49,10 @@ def _ints(text: str) -> list[int]:
     return values
 
 
+def _cores(db_cores: float | None) -> str:
+    return "" if db_cores is None else f"; database server {db_cores:.2f} cores"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     f = p.add_argument_group("the fleet")
     f.add_argument("--output", choices=("v1", "v2"), default="v1",
@@ -81,6 +86,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="time for the whole live search (default 3 x live-s + 60 s)")
     m.add_argument("--fault-every-s", type=float, default=1.0,
                    help="a new dead module every this many seconds while confirming (1)")
+    m.add_argument("--latency-rate", type=float, default=100.0,
+                   help="also time fault -> ticket at this fixed rate, snapshots/s, for "
+                        "live-s / 2 (at least 20 s or live-s); 0 skips (100: the issue's "
+                        "baseline)")
     m.add_argument("--fault-polls", type=int, default=3,
                    help="bad polls the collector's module_fault rule holds for (its default 3)")
     n = p.add_argument_group("Node-RED")
@@ -154,14 +163,19 @@ class Run:
                 bodies = batches(docs, size)
                 points = len(docs) * self.pps
                 del docs
+                cpu0 = self.stack.db_cpu_s()
                 r = write_all(url, bodies, points, w, headers)
+                cpu1 = self.stack.db_cpu_s()
+                if cpu0 is not None and cpu1 is not None and r.seconds > 0:
+                    r = dataclasses.replace(r, db_cores=(cpu1 - cpu0) / r.seconds)
                 stored = self.stack.stored_snapshots(self.args.site, start, end + 1)
                 if stored != self.args.snapshots:
                     raise BenchError(f"ceiling: {stored} of {self.args.snapshots} snapshots "
                                      "stored")
                 self.res.ceilings.setdefault((w, size), []).append(r)
                 self.say(f"  ceiling, {w} writer(s), {size:,}-line requests: {points:,} points "
-                         f"in {r.seconds:.1f} s = {r.rate:,.0f} points/s ({len(bodies)} requests)")
+                         f"in {r.seconds:.1f} s = {r.rate:,.0f} points/s ({len(bodies)} requests"
+                         f"{_cores(r.db_cores)})")
 
     def drain(self, k: int, label: str, check_encoder: bool = False) -> DrainResult:
         hook = None
@@ -183,7 +197,8 @@ class Run:
         cpu = r.cpu_ms_per_1000
         self.say(f"    {r.points:,.0f} points in {r.seconds:.1f} s = {r.rate:,.0f} points/s"
                  f"{' (start-up included)' if r.startup_included else ''}; "
-                 f"CPU {cpu:.1f} ms/1000 points; RSS peak {r.rss_peak_mb:,.0f} MB; "
+                 f"CPU {cpu:.1f} ms/1000 points{_cores(r.db_cores)}; "
+                 f"RSS peak {r.rss_peak_mb:,.0f} MB; "
                  f"stored {r.stored_snapshots:,}/{r.snapshots:,}; shares {r.shares}; "
                  f"tickets {t.tickets}/{t.expected} ({t.duplicates} duplicates, {t.missing} "
                  f"missing, {t.other} other{': ' + ', '.join(t.other_kinds) if t.other else ''})"
@@ -242,12 +257,15 @@ class Run:
                           fault_polls=a.fault_polls, fault_every_s=a.fault_every_s,
                           seed=a.seed, log=self.say)  # fmt: skip
         self.res.live = bench.run(start=est / 2, max_rate=est * 4, probe_s=probe_s,
-                                  live_s=a.live_s, budget_s=budget)  # fmt: skip
+                                  live_s=a.live_s, budget_s=budget,
+                                  reference_rate=a.latency_rate,
+                                  reference_s=max(a.live_s / 2, min(a.live_s, 20.0)))
         lr = self.res.live
-        if lr.latencies_ms:
-            self.say(f"    fault -> ticket: p50 {lr.latency(50):,.0f} ms, p99 "
-                     f"{lr.latency(99):,.0f} ms over {len(lr.latencies_ms)} of "
-                     f"{lr.injected} faults")  # fmt: skip
+        for what, r in (("", lr), (f" at {a.latency_rate:g}/s", lr.reference)):
+            if r is not None and r.latencies_ms:
+                self.say(f"    fault -> ticket{what}: p50 {r.latency(50):,.0f} ms, p99 "
+                         f"{r.latency(99):,.0f} ms over {len(r.latencies_ms)} of "
+                         f"{r.injected} faults")  # fmt: skip
 
     def nodered(self) -> None:
         a = self.args
@@ -280,6 +298,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("--screens, --cards, --snapshots, --repeat and --scale-repeat must be >= 1")
     if args.interval_s <= 0 or args.live_s < 0 or args.fault_every_s <= 0:
         parser.error("--interval-s and --fault-every-s must be > 0, --live-s >= 0")
+    if args.latency_rate < 0:
+        parser.error("--latency-rate must be >= 0 (0 skips it)")
     if 1 not in args.collectors:
         parser.error("--collectors must include 1 (the baseline of the ratios)")
     if args.snapshots < args.screens * (args.fault_polls + 1):

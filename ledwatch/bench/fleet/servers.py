@@ -13,6 +13,7 @@ Also here, because only the benchmark needs them: counting stored snapshots (the
 from __future__ import annotations
 
 import importlib.util
+import os
 import signal
 import subprocess
 import sys
@@ -132,6 +133,20 @@ class Stack:
         self.close()
 
     # -- the database under test -----------------------------------------------------------
+
+    def db_cpu_s(self) -> float | None:
+        """The database server's utime + stime so far (/proc), None if it cannot be read:
+        cores used over a span = its growth / the span (what the ceiling leaves the
+        collector on a machine of few cores)."""
+        svc = self.influx if self.output == "v1" else self.victoria
+        proc = getattr(svc, "_proc", None)
+        if proc is None:
+            return None
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     @property
     def db_url(self) -> str:

@@ -23,6 +23,7 @@ class WriteResult:
     writers: int
     points: int
     seconds: float
+    db_cores: float | None = None  # the database server's CPU over the span, in cores
 
     @property
     def rate(self) -> float:
