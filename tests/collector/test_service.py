@@ -307,3 +307,95 @@ def test_health_fails_while_influxdb_refuses_every_write(
             api.stop()
         coll.stop()
         tickets.close()
+
+
+class _Recording:
+    """The real writer, with the size of every request it sends kept."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.sizes = inner, []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def write(self, lines: list[str]) -> None:
+        self.inner.write(lines)
+        self.sizes.append(len(lines))
+
+
+def test_backlog_is_judged_in_intakes_and_written_in_batches(
+    mosquitto: Any, fresh_victoria: Callable[[], Any], publisher: Callable[..., None]
+) -> None:
+    """A backlog: `intake_batches` batches are judged as one detection batch and written
+    as separate requests of at most batch_size lines (plus the last snapshot), in order;
+    everything is stored and acked. With intake_batches 1 each batch is judged alone."""
+    from collector.influx.lineproto import snapshot_lines
+    from collector.influx.writers import make_writer
+
+    vm = fresh_victoria()
+    per_snapshot = len(snapshot_lines(make_snapshot(site="x", seq=1, ts=NOW_MS)))
+    judged: dict[int, list[int]] = {}
+    for intake in (4, 1):
+        tag = uuid.uuid4().hex[:8]
+        site = f"intake-{tag}"
+        settings = settings_for(mosquitto, vm.url, tag, batch_size=2 * per_snapshot,
+                                intake_batches=intake, flush_interval_ms=2000)
+        first = Collector(settings)  # its session subscribes; the backlog waits for it
+        first.start()
+        assert first.wait_connected(10)
+        time.sleep(0.2)
+        first.stop()
+        for seq in range(1, 41):
+            publisher(telemetry_topic(site, "scr1"), snapshot_bytes(site, seq))
+        writer = _Recording(make_writer(settings.influx))
+        coll = Collector(settings, writer=writer)
+        sizes: list[int] = judged.setdefault(intake, [])
+        process = coll.detector.process
+
+        def recording(docs: Any, now_ms: Any = None, _p: Any = process) -> Any:
+            docs = list(docs)
+            sizes.append(len(docs))
+            return _p(docs, now_ms)
+
+        coll.detector.process = recording  # type: ignore[method-assign]
+        coll.start()
+        try:
+            wait_for(lambda: len(stored_ts(vm, site)) == 40, timeout_s=30, what="40 stored")
+            wait_for(lambda: coll.metrics.snapshot()["pending"] == 0, what="all acked")
+        finally:
+            coll.stop()
+        assert stored_ts(vm, site) == {NOW_MS + seq * 1000 for seq in range(1, 41)}
+        assert sum(sizes) == 40
+        assert writer.sizes and max(writer.sizes) <= 3 * per_snapshot
+    assert max(judged[4]) > 2, judged  # several write batches judged together
+    assert max(judged[1]) <= 3, judged  # one batch (2 snapshots, maybe a 3rd) at a time
+
+
+def test_findings_come_before_the_batch_is_written(
+    mosquitto: Any, victoria: Any, publisher: Callable[..., None]
+) -> None:
+    """A live inflow fills its write batch slowly: the snapshots are judged within
+    detect_within_ms while the batch still waits for its flush interval (30 s here)."""
+    tag = uuid.uuid4().hex[:8]
+    site = f"early-{tag}"
+    coll = Collector(settings_for(mosquitto, victoria.url, tag, flush_interval_ms=30_000,
+                                  batch_size=1_000_000, detect_within_ms=20))
+    coll.start()
+    try:
+        assert coll.wait_connected(10)
+        time.sleep(0.2)
+        # module_fault holds 3 polls; messages 5 ms apart keep the batch from the idle
+        # flush (20 ms without a message), so only detect_within_ms can judge them.
+        started = time.monotonic()
+        for seq in range(1, 200):
+            doc = make_snapshot(site=site, seq=seq, ts=NOW_MS + 1000 * seq)
+            doc["cards"]["module_faults"][2] = 2
+            publisher(telemetry_topic(site, "scr1"), orjson.dumps(doc))
+            if coll.metrics.snapshot()["findings"] >= 1:
+                break
+            time.sleep(0.005)
+        assert coll.metrics.snapshot()["findings"] == 1, "no finding while the batch filled"
+        assert time.monotonic() - started < 25
+        assert coll.metrics.snapshot()["stored_points"] == 0  # the batch is still open
+    finally:
+        coll.stop()
