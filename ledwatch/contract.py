@@ -6,6 +6,7 @@ collector, the emulators and the tests cannot drift apart.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import dataclass
@@ -96,7 +97,10 @@ def telemetry_schema() -> dict[str, Any]:
 
 @cache
 def _telemetry_validator() -> Any:
-    return fastjsonschema.compile(telemetry_schema())
+    # A copy: fastjsonschema rewrites the $refs of the dict it is given in place, which
+    # would leave `_telemetry_fastcheck` (compiled from the same cached dict) unable to
+    # resolve them if this ran first.
+    return fastjsonschema.compile(copy.deepcopy(telemetry_schema()))
 
 
 @cache

@@ -323,6 +323,45 @@ class _Recording:
         self.sizes.append(len(lines))
 
 
+def _drain_backlog(mosquitto: Any, vm: Any, publisher: Callable[..., None], intake: int,
+                   per_snapshot: int) -> tuple[list[int], list[int]]:
+    """40 snapshots of one screen published as a backlog, then drained: (snapshots per
+    detection call, lines per write request)."""
+    from collector.influx.writers import make_writer
+
+    tag = uuid.uuid4().hex[:8]
+    site = f"intake-{tag}"
+    settings = settings_for(mosquitto, vm.url, tag, batch_size=2 * per_snapshot,
+                            intake_batches=intake, flush_interval_ms=2000)
+    first = Collector(settings)  # its session subscribes; the backlog waits for it
+    first.start()
+    assert first.wait_connected(10)
+    time.sleep(0.2)
+    first.stop()
+    for seq in range(1, 41):
+        publisher(telemetry_topic(site, "scr1"), snapshot_bytes(site, seq))
+    writer = _Recording(make_writer(settings.influx))
+    coll = Collector(settings, writer=writer)
+    judged: list[int] = []
+    process = coll.detector.process
+
+    def recording(docs: Any, now_ms: Any = None) -> Any:
+        docs = list(docs)
+        judged.append(len(docs))
+        return process(docs, now_ms)
+
+    coll.detector.process = recording  # type: ignore[method-assign]
+    coll.start()
+    try:
+        wait_for(lambda: len(stored_ts(vm, site)) == 40, timeout_s=30, what="40 stored")
+        wait_for(lambda: coll.metrics.snapshot()["pending"] == 0, what="all acked")
+    finally:
+        coll.stop()
+    assert stored_ts(vm, site) == {NOW_MS + seq * 1000 for seq in range(1, 41)}
+    assert sum(judged) == 40
+    return judged, writer.sizes
+
+
 def test_backlog_is_judged_in_intakes_and_written_in_batches(
     mosquitto: Any, fresh_victoria: Callable[[], Any], publisher: Callable[..., None]
 ) -> None:
@@ -330,45 +369,14 @@ def test_backlog_is_judged_in_intakes_and_written_in_batches(
     as separate requests of at most batch_size lines (plus the last snapshot), in order;
     everything is stored and acked. With intake_batches 1 each batch is judged alone."""
     from collector.influx.lineproto import snapshot_lines
-    from collector.influx.writers import make_writer
 
     vm = fresh_victoria()
     per_snapshot = len(snapshot_lines(make_snapshot(site="x", seq=1, ts=NOW_MS)))
-    judged: dict[int, list[int]] = {}
-    for intake in (4, 1):
-        tag = uuid.uuid4().hex[:8]
-        site = f"intake-{tag}"
-        settings = settings_for(mosquitto, vm.url, tag, batch_size=2 * per_snapshot,
-                                intake_batches=intake, flush_interval_ms=2000)
-        first = Collector(settings)  # its session subscribes; the backlog waits for it
-        first.start()
-        assert first.wait_connected(10)
-        time.sleep(0.2)
-        first.stop()
-        for seq in range(1, 41):
-            publisher(telemetry_topic(site, "scr1"), snapshot_bytes(site, seq))
-        writer = _Recording(make_writer(settings.influx))
-        coll = Collector(settings, writer=writer)
-        sizes: list[int] = judged.setdefault(intake, [])
-        process = coll.detector.process
-
-        def recording(docs: Any, now_ms: Any = None, _p: Any = process) -> Any:
-            docs = list(docs)
-            sizes.append(len(docs))
-            return _p(docs, now_ms)
-
-        coll.detector.process = recording  # type: ignore[method-assign]
-        coll.start()
-        try:
-            wait_for(lambda: len(stored_ts(vm, site)) == 40, timeout_s=30, what="40 stored")
-            wait_for(lambda: coll.metrics.snapshot()["pending"] == 0, what="all acked")
-        finally:
-            coll.stop()
-        assert stored_ts(vm, site) == {NOW_MS + seq * 1000 for seq in range(1, 41)}
-        assert sum(sizes) == 40
-        assert writer.sizes and max(writer.sizes) <= 3 * per_snapshot
-    assert max(judged[4]) > 2, judged  # several write batches judged together
-    assert max(judged[1]) <= 3, judged  # one batch (2 snapshots, maybe a 3rd) at a time
+    judged4, sizes4 = _drain_backlog(mosquitto, vm, publisher, 4, per_snapshot)
+    judged1, sizes1 = _drain_backlog(mosquitto, vm, publisher, 1, per_snapshot)
+    assert max(sizes4) <= 3 * per_snapshot and max(sizes1) <= 3 * per_snapshot
+    assert max(judged4) > 3, judged4  # several write batches judged together
+    assert max(judged1) <= 3, judged1  # one batch (2 snapshots, maybe a 3rd) at a time
 
 
 def test_findings_come_before_the_batch_is_written(
