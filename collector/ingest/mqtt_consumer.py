@@ -4,7 +4,7 @@ At-least-once without loss needs three things together:
 * a persistent session (fixed client id, clean start off, a session expiry), so the
   broker keeps queuing while the collector is down;
 * `manual_ack=True`, so a message is acknowledged only when the service says its
-  points are stored (`ack()`); a crash before that means redelivery, and the writes
+  points are stored (`ack_many()`); a crash before that means redelivery, and the writes
   are idempotent (the point timestamp is the snapshot's `ts`);
 * an in-flight window asked of the broker (MQTT 5 Receive Maximum =
   `influx.max_pending`). Mosquitto 2.0.11 was measured not to honour it, so the real
@@ -106,7 +106,7 @@ class MqttOptions:
 class MqttConsumer:
     """Subscribes to telemetry (shared), events and status; hands messages to `on_message`.
 
-    Call order: `start()` once, then `ack()` from any thread for each delivered message
+    Call order: `start()` once, then `ack_many()` from any thread for the delivered messages
     whose work is done, `pause()` to stop taking messages (they stay unacknowledged at the
     broker and come back on the next session), and `stop()` once.
     """
@@ -197,14 +197,9 @@ class MqttConsumer:
             self._client.connect_async(o.host, o.port, keepalive=o.keepalive_s)
         self._client.loop_start()
 
-    def ack(self, msg: Inbound) -> None:
-        """Acknowledge a delivered message; a message of an older connection is skipped
-        (the broker has already redelivered it on the new one)."""
-        if msg.qos > 0 and msg.generation == self.generation:
-            self._client.ack(msg.mid, msg.qos)
-
     def ack_many(self, msgs: Iterable[Inbound]) -> None:
-        """`ack` for each, in order, sent together (collector/ingest/paho_io.py)."""
+        """Acknowledge delivered messages, in order, sent together (paho_io.py); those of
+        an older connection are skipped (the broker has already redelivered them)."""
         gen = self.generation
         self._client.ack_many([(m.mid, m.qos) for m in msgs
                                if m.qos > 0 and m.generation == gen])

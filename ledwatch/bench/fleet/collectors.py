@@ -24,6 +24,7 @@ from ledwatch.bench.fleet.servers import (
     INFLUX_DATABASE,
     BenchError,
     Stack,
+    proc_cpu_s,
     stack_owns,
     stop_process,
 )
@@ -192,14 +193,8 @@ class CollectorProc:
 
     def cpu_s(self) -> float:
         """utime + stime of the collector process (all its threads), seconds."""
-        if self.proc is None:
-            return 0.0
-        try:
-            stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
-        except OSError:
-            return 0.0
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        cpu = None if self.proc is None else proc_cpu_s(self.proc.pid)
+        return 0.0 if cpu is None else cpu
 
     def rss_peak_mb(self) -> float:
         if self.proc is None:

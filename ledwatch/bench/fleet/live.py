@@ -57,14 +57,15 @@ class Step:
 
 
 @dataclass
-class Reference:
-    """Fault -> ticket at a fixed rate (`--latency-rate`), beside the one under load."""
+class LatencyStep:
+    """Fault -> ticket over one step with faults injected: the confirming step (under
+    the load searched for) or the one at the fixed `--latency-rate`."""
 
     rate: float
     held: bool
-    injected: int
+    injected: int  # faults whose hold completed within the step
     latencies_ms: list[float]
-    api_rtt_ms: float | None
+    api_rtt_ms: float | None  # median round trip of the GETs that saw a ticket
 
     def latency(self, q: float) -> float | None:
         return percentile(self.latencies_ms, q) if self.latencies_ms else None
@@ -75,16 +76,10 @@ class LiveResult:
     rate: float | None  # snapshots/s held for live_s (None: none confirmed)
     live_s: float
     steps: list[Step] = field(default_factory=list)
-    latencies_ms: list[float] = field(default_factory=list)
-    api_rtt_ms: float | None = None  # median round trip of the GETs that saw a ticket
-    latency_rate: float | None = None  # the rate of the step the latencies come from
-    injected: int = 0
+    under_load: LatencyStep | None = None  # the latest confirming step's
     publisher_bound: bool = False
     note: str = ""
-    reference: Reference | None = None
-
-    def latency(self, q: float) -> float | None:
-        return percentile(self.latencies_ms, q) if self.latencies_ms else None
+    reference: LatencyStep | None = None
 
 
 class TicketWatcher:
@@ -212,9 +207,8 @@ class LiveBench:
             time.sleep(0.2)
         return False
 
-    def _latency_step(self, rate: float, seconds: float
-                      ) -> tuple[Step, tuple[int, list[float], float | None]]:
-        """A step with faults injected: (step, (faults completed, latencies, API rtt))."""
+    def _latency_step(self, rate: float, seconds: float) -> tuple[Step, LatencyStep]:
+        """A step with faults injected, and the latencies of its faults."""
         # Latency counts in the step that is reported: a fresh watcher per step.
         watcher = TicketWatcher(self.proc.url, self.fleet.site)
         first = len(self.paced.injections)
@@ -227,7 +221,7 @@ class LiveBench:
         latencies = sorted((i.seen_at - i.completed_at) * 1000 for i in mine
                            if i.completed_at is not None and i.seen_at is not None)
         injected = sum(1 for i in mine if i.completed_at is not None)
-        return st, (injected, latencies, median(watcher.rtts_ms))
+        return st, LatencyStep(rate, st.held, injected, latencies, median(watcher.rtts_ms))
 
     def run(self, *, start: float, max_rate: float, probe_s: float, live_s: float,
             budget_s: float, max_probes: int = 8, reference_rate: float = 0.0,
@@ -260,11 +254,9 @@ class LiveBench:
                     self.log("    live: time budget reached, no further confirmation")
                     break
                 tries += 1
-                st, lat = self._latency_step(candidate, live_s)
+                st, result.under_load = self._latency_step(candidate, live_s)
                 result.steps.append(st)
                 self._say("confirm", st)
-                result.injected, result.latencies_ms, result.api_rtt_ms = lat
-                result.latency_rate = candidate
                 if st.held:
                     result.rate = candidate
                     break
@@ -275,9 +267,8 @@ class LiveBench:
             if search.best is None and not result.note:
                 result.note = "no probed rate held"
             if reference_rate > 0 and self.wait_drained(max(30.0, live_s)):
-                st, lat = self._latency_step(reference_rate, reference_s)
+                st, result.reference = self._latency_step(reference_rate, reference_s)
                 self._say("reference", st)
-                result.reference = Reference(reference_rate, st.held, *lat)
             return result
         except httpx.HTTPError as exc:
             raise BenchError(f"live: the collector's API failed: {exc}\n"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledwatch.bench.fleet.drain import DrainResult
-from ledwatch.bench.fleet.live import TICKET_POLL_S, LiveResult
+from ledwatch.bench.fleet.live import TICKET_POLL_S, LatencyStep, LiveResult
 from ledwatch.bench.fleet.nodered import NodeRedResult
 from ledwatch.bench.fleet.stats import median
 from ledwatch.bench.fleet.writers import WriteResult
@@ -75,9 +75,21 @@ class Results:
         return median(r.rate for r in self.drains.get(k, []))
 
 
-def _db_cores(cores: float | None) -> str:
+def db_cores_note(cores: float | None) -> str:
     """The server's CPU share: at the ceiling it shows what is left for a collector."""
     return "" if cores is None else f"; database server {cores:.2f} of {os.cpu_count()} cores"
+
+
+def _latency_row(lat: LatencyStep, what: str) -> tuple[str, str, str]:
+    at = f"at {lat.rate:,.1f} snapshots/s{what}" + \
+        ("" if lat.held else " (a rate that did not hold)")
+    p50, p99 = lat.latency(50), lat.latency(99)
+    if p50 is None or p99 is None:
+        return ("not measured", "", f"no ticket seen ({lat.injected} injected, {at})")
+    rtt = f"; API answers in {lat.api_rtt_ms:,.0f} ms" if lat.api_rtt_ms else ""
+    return (f"{p50:,.0f} / {p99:,.0f} ms", "",
+            f"{len(lat.latencies_ms)} of {lat.injected} faults, {at}; "
+            f"polled every {TICKET_POLL_S * 1000:.0f} ms{rtt}")
 
 
 def _n(x: float) -> str:
@@ -109,7 +121,7 @@ def rows(res: Results) -> list[tuple[str, str, str, str]]:
                        if r.db_cores is not None)
         out["ceiling (best of 1/2/4)"] = (
             f"{_n(best[2])} points/s", "1.00",
-            f"{best[0]} writer(s), {best[1]:,}-line batches{_db_cores(cores)}")
+            f"{best[0]} writer(s), {best[1]:,}-line batches{db_cores_note(cores)}")
     else:
         out["ceiling (best of 1/2/4)"] = ("not measured", "", "")
     d1 = res.drain(1)
@@ -121,7 +133,7 @@ def rows(res: Results) -> list[tuple[str, str, str, str]]:
         if startup:
             note += "; too short: timed from the spawn, start-up included"
         cores = median(r.db_cores for r in ones if r.db_cores is not None)
-        note += _db_cores(cores)
+        note += db_cores_note(cores)
         out["drain, 1 collector"] = (f"{_n(d1)} points/s", "", note)
         if best:
             q = d1 / best[2]
@@ -144,35 +156,15 @@ def rows(res: Results) -> list[tuple[str, str, str, str]]:
         out["live rate held"] = ("not confirmed", "", why + seen)
     else:
         out["live rate held"] = ("not measured", "", res.live_skip)
-    if live is not None and live.latencies_ms:
-        p50, p99 = live.latency(50), live.latency(99)
-        assert p50 is not None and p99 is not None
-        at = f"{live.latency_rate or 0:,.1f} snapshots/s" + \
-            ("" if live.rate else " (a rate that did not hold)")
-        rtt = f"; API answers in {live.api_rtt_ms:,.0f} ms" if live.api_rtt_ms else ""
-        out["fault -> ticket p50 / p99"] = (
-            f"{p50:,.0f} / {p99:,.0f} ms", "",
-            f"{len(live.latencies_ms)} of {live.injected} faults, at {at}; "
-            f"polled every {TICKET_POLL_S * 1000:.0f} ms{rtt}")
-    else:
-        why = res.live_skip if live is None else f"no ticket seen ({live.injected} injected)"
-        out["fault -> ticket p50 / p99"] = ("not measured", "", why)
-    key = "fault -> ticket, fixed rate"
-    ref = live.reference if live is not None else None
-    if ref is not None:
-        r50, r99 = ref.latency(50), ref.latency(99)
-        held = "" if ref.held else "; the rate did not hold"
-        if r50 is not None and r99 is not None:
-            rtt = f"; API answers in {ref.api_rtt_ms:,.0f} ms" if ref.api_rtt_ms else ""
-            out[key] = (f"{r50:,.0f} / {r99:,.0f} ms", "",
-                        f"p50 / p99, {len(ref.latencies_ms)} of {ref.injected} faults at "
-                        f"{ref.rate:g} snapshots/s (--latency-rate){held}{rtt}")
+    steps = (("fault -> ticket p50 / p99", live.under_load if live else None, "",
+              "no confirming step ran"),
+             ("fault -> ticket, fixed rate", live.reference if live else None,
+              " (--latency-rate)", "--latency-rate 0, or the backlog before it did not drain"))
+    for key, lat, what, why_not in steps:
+        if lat is not None:
+            out[key] = _latency_row(lat, what)
         else:
-            out[key] = ("not measured", "", f"no ticket seen ({ref.injected} injected at "
-                                            f"{ref.rate:g}/s){held}")
-    else:
-        out[key] = ("not measured", "", "--latency-rate 0" if live is not None
-                    else res.live_skip)
+            out[key] = ("not measured", "", res.live_skip if live is None else why_not)
     cpu = median(r.cpu_ms_per_1000 for r in ones if r.cpu_ms_per_1000 is not None)
     if cpu is not None:
         out["collector CPU per 1,000 points"] = (

@@ -49,10 +49,6 @@ def _ints(text: str) -> list[int]:
     return values
 
 
-def _cores(db_cores: float | None) -> str:
-    return "" if db_cores is None else f"; database server {db_cores:.2f} cores"
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     f = p.add_argument_group("the fleet")
     f.add_argument("--output", choices=("v1", "v2"), default="v1",
@@ -175,7 +171,7 @@ class Run:
                 self.res.ceilings.setdefault((w, size), []).append(r)
                 self.say(f"  ceiling, {w} writer(s), {size:,}-line requests: {points:,} points "
                          f"in {r.seconds:.1f} s = {r.rate:,.0f} points/s ({len(bodies)} requests"
-                         f"{_cores(r.db_cores)})")
+                         f"{report.db_cores_note(r.db_cores)})")
 
     def drain(self, k: int, label: str, check_encoder: bool = False) -> DrainResult:
         hook = None
@@ -197,7 +193,7 @@ class Run:
         cpu = r.cpu_ms_per_1000
         self.say(f"    {r.points:,.0f} points in {r.seconds:.1f} s = {r.rate:,.0f} points/s"
                  f"{' (start-up included)' if r.startup_included else ''}; "
-                 f"CPU {cpu:.1f} ms/1000 points{_cores(r.db_cores)}; "
+                 f"CPU {cpu:.1f} ms/1000 points{report.db_cores_note(r.db_cores)}; "
                  f"RSS peak {r.rss_peak_mb:,.0f} MB; "
                  f"stored {r.stored_snapshots:,}/{r.snapshots:,}; shares {r.shares}; "
                  f"tickets {t.tickets}/{t.expected} ({t.duplicates} duplicates, {t.missing} "
@@ -261,7 +257,7 @@ class Run:
                                   reference_rate=a.latency_rate,
                                   reference_s=max(a.live_s / 2, min(a.live_s, 20.0)))
         lr = self.res.live
-        for what, r in (("", lr), (f" at {a.latency_rate:g}/s", lr.reference)):
+        for what, r in (("", lr.under_load), (f" at {a.latency_rate:g}/s", lr.reference)):
             if r is not None and r.latencies_ms:
                 self.say(f"    fault -> ticket{what}: p50 {r.latency(50):,.0f} ms, p99 "
                          f"{r.latency(99):,.0f} ms over {len(r.latencies_ms)} of "

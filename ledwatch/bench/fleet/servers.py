@@ -81,6 +81,15 @@ def version_of(cmd: list[str]) -> str:
     return text[0].strip() if text else "?"
 
 
+def proc_cpu_s(pid: int) -> float | None:
+    """utime + stime of a process (all its threads) from /proc, seconds; None if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Stack:
     def __init__(self, root: Path, output: str, max_queued: int, postgres: bool = True) -> None:
         if output not in ("v1", "v2"):
@@ -135,18 +144,12 @@ class Stack:
     # -- the database under test -----------------------------------------------------------
 
     def db_cpu_s(self) -> float | None:
-        """The database server's utime + stime so far (/proc), None if it cannot be read:
-        cores used over a span = its growth / the span (what the ceiling leaves the
-        collector on a machine of few cores)."""
+        """The database server's utime + stime so far, None if it cannot be read: cores
+        used over a span = its growth / the span (what the ceiling leaves the collector
+        on a machine of few cores)."""
         svc = self.influx if self.output == "v1" else self.victoria
         proc = getattr(svc, "_proc", None)
-        if proc is None:
-            return None
-        try:
-            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return None if proc is None else proc_cpu_s(proc.pid)
 
     @property
     def db_url(self) -> str:
