@@ -125,9 +125,16 @@ class _Gen:
             return
         # A column of scalars: element types at once, then ranges over the non-null ones
         # (filtered in Python only when a null is actually there).
-        seen = self.name("t")
-        self.emit(ind, f"{seen} = set(map(type, {var}))")
-        self.emit(ind, f"if not {seen} <= {self.name('T', types)}: return False")
+        # A column is nearly always of one type: counting it (~18 ns an element) is
+        # cheaper than a set of types (~26 ns); only a mixed column builds the set.
+        seen, tl = self.name("t"), self.name("l")
+        main = next(cls for cls in (float, int, str, bool, type(None)) if cls in types)
+        self.emit(ind, f"{tl} = list(map(type, {var}))")
+        self.emit(ind, f"if {tl}.count({self.name('C', main)}) == len({tl}): "
+                       f"{seen} = {self.name('S', frozenset({main}))}")
+        self.emit(ind, "else:")
+        self.emit(ind + 1, f"{seen} = set({tl})")
+        self.emit(ind + 1, f"if not {seen} <= {self.name('T', types)}: return False")
         if "enum" in items:
             e = self.name("E", frozenset(items["enum"]))
             self.emit(ind, f"if not set({var}) <= {e}: return False")
@@ -146,10 +153,13 @@ class _Gen:
             self.emit(ind + 1, f"if min({vals}) < {items['minimum']!r}: return False")
         if "maximum" in items:
             self.emit(ind + 1, f"if max({vals}) > {items['maximum']!r}: return False")
+        if "minLength" in items or "maxLength" in items:
+            lens = self.name("n")
+            self.emit(ind + 1, f"{lens} = list(map(len, {vals}))")
         if "minLength" in items:
-            self.emit(ind + 1, f"if min(map(len, {vals})) < {items['minLength']}: return False")
+            self.emit(ind + 1, f"if min({lens}) < {items['minLength']}: return False")
         if "maxLength" in items:
-            self.emit(ind + 1, f"if max(map(len, {vals})) > {items['maxLength']}: return False")
+            self.emit(ind + 1, f"if max({lens}) > {items['maxLength']}: return False")
         if "pattern" in items:
             rx = self.name("R", re.compile(items["pattern"]))
             self.emit(ind + 1, f"if not all(map({rx}.search, {vals})): return False")

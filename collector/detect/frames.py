@@ -3,7 +3,8 @@
 Consecutive snapshots of one screen with the same cabinet layout become one
 `ScreenBatch`: for every reading a rule needs, a (T, N) float matrix over T polls and N
 elements (NaN = null; flags are 0/1). Building the matrices is the only per-snapshot
-Python work; everything after it is vectorised over polls, rules and elements at once.
+Python work (one numpy conversion per reading and batch); everything after it is
+vectorised over polls, rules and elements at once.
 A batch is plain data (numpy arrays, tuples), so it pickles cheaply: `ledwatch replay`
 builds batches in worker processes.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -106,9 +108,29 @@ def _flat_row(obj: Mapping[str, Any], names: tuple[str, ...]) -> list[Any]:
     return out
 
 
-def _columns(cols: Mapping[str, list[Any]], names: tuple[str, ...], blank: list[Any]
-             ) -> list[list[Any]]:
-    return [cols.get(name) or blank for name in names]
+def _section(docs: list[Mapping[str, Any]], key: str, names: tuple[str, ...], n: int
+             ) -> FloatArray:
+    """(T, len(names), N) of a columnar section, NaN where a reading is absent or null.
+
+    One conversion per reading over all polls: a column holds one type (and nulls), and
+    numpy converts that at ~20-40 ns an element, while a nested list mixing floats, bools
+    and None takes its slow path at ~200 ns (measured; docs/hot-path.md). A reading no
+    snapshot carries costs nothing."""
+    t = len(docs)
+    out = np.full((t, len(names), n), np.nan)
+    for r, name in enumerate(names):
+        cols = [d[key].get(name) for d in docs]
+        absent = cols.count(None)
+        if absent == t:
+            continue
+        if absent:  # the reading comes and goes between polls
+            for i, col in enumerate(cols):
+                if col is not None:
+                    out[i, r] = np.fromiter(col, np.float64, n)
+            continue
+        # Every column has N elements (validate_telemetry); None converts to NaN.
+        out[:, r] = np.fromiter(chain.from_iterable(cols), np.float64, t * n).reshape(t, n)
+    return out
 
 
 def _positions(cards: Mapping[str, list[Any]], ids: tuple[str, ...]) -> tuple[IntArray, IntArray]:
@@ -159,14 +181,11 @@ def _batch(docs: list[Mapping[str, Any]], seen: list[int]) -> ScreenBatch:
     card_ids = tuple(first["cards"]["id"])  # strings, by the schema
     psu_ids = tuple(first["psus"]["id"])
     n, p, t = len(card_ids), len(psu_ids), len(docs)
-    card_blank, psu_blank = [None] * n, [None] * p
     ctrl_names, env_names = FLAT_READINGS[Section.CONTROLLER], FLAT_READINGS[Section.ENV]
     ctrl = np.array([_flat_row(d["controller"], ctrl_names) for d in docs], dtype=np.float64)
     env = np.array([_flat_row(d.get("env") or {}, env_names) for d in docs], dtype=np.float64)
-    cards = np.array([_columns(d["cards"], CARD_READINGS, card_blank) for d in docs],
-                     dtype=np.float64).reshape(t, len(CARD_READINGS), n)
-    psus = np.array([_columns(d["psus"], PSU_READINGS, psu_blank) for d in docs],
-                    dtype=np.float64).reshape(t, len(PSU_READINGS), p)
+    cards = _section(docs, "cards", CARD_READINGS, n)
+    psus = _section(docs, "psus", PSU_READINGS, p)
     vout = psus[:, PSU_READINGS.index("vout_v"), :]
     ok = psus[:, PSU_READINGS.index("ok"), :]
     # A smart PSU that says "not ok" without a voltage has failed as surely as 0 V.
