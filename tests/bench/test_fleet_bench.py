@@ -153,6 +153,33 @@ def test_encoder_makes_the_points_the_collector_stores(tmp_path: Path) -> None:
         stack.close()
 
 
+@pytest.mark.services
+def test_db_cpus_keeps_the_server_and_the_rest_apart(tmp_path: Path) -> None:
+    """--db-cpus: the database server runs on its CPUs only, the broker and whatever the
+    benchmark starts later on the others; closing gives this process its CPUs back."""
+    need("mosquitto", "victoria-metrics")
+    mine = frozenset(os.sched_getaffinity(0))
+    if len(mine) < 2:
+        pytest.skip("one CPU: nothing to split")
+    db = frozenset({min(mine)})
+    stack = Stack(tmp_path, "v2", max_queued=1000, postgres=False, db_cpus=db).start()
+
+    def allowed(pid: int) -> frozenset[int]:
+        return frozenset(os.sched_getaffinity(pid))
+
+    try:
+        assert stack.victoria is not None
+        assert allowed(stack.victoria._proc.pid) == db
+        assert allowed(stack.broker._proc.pid) == mine - db
+        assert allowed(0) == mine - db  # collectors and writers started from here
+        assert stack.cpu_note() == (f"database server on CPU {min(mine)}, everything else "
+                                    "(broker, collectors, writers, Node-RED) on CPU "
+                                    + ",".join(str(c) for c in sorted(mine - db)))
+    finally:
+        stack.close()
+    assert allowed(0) == mine
+
+
 def test_nodered_function_makes_the_same_points() -> None:
     node = shutil.which("node")
     if node is None:
@@ -354,6 +381,14 @@ def test_command_line_names_the_flags_that_differ() -> None:
         "ledwatch bench fleet --output v2 --collectors 1,4 --live-s 30 --with-nodered"
     with pytest.raises(SystemExit):
         _args(["--writers", "0"])
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) > 1:
+        assert runner.command_line(_args(["--db-cpus", str(cpus[0])])) == \
+            f"ledwatch bench fleet --db-cpus {cpus[0]}"
+    with pytest.raises(SystemExit):  # every CPU for the server leaves none for the rest
+        _args(["--db-cpus", ",".join(map(str, cpus))])
+    with pytest.raises(SystemExit):
+        _args(["--db-cpus", "9999"])
 
 
 def test_bad_flags_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -387,10 +422,15 @@ def test_doc_keeps_the_other_outputs_section(tmp_path: Path) -> None:
                                                "1 / 1"), "v2")  # fmt: skip
     report.write_doc(path, report.section_text(res, "cmd three", "today", {}, {}, table, 60,
                                                "1 / 1"), "v1")  # fmt: skip
+    pinned = report.Results("v2", "VictoriaMetrics", 2, 4, 300, 15, 1, 3, db_cpus=1,
+                            cpu_split="database server on CPU 0, everything else on CPU 1")
+    report.write_doc(path, report.section_text(pinned, "cmd four", "today", {}, {}, table, 60,
+                                               "1 / 1"), report.section_key(pinned))  # fmt: skip
     text = path.read_text()
     assert text.startswith("# Performance")
     assert "cmd one" not in text and "cmd two" in text and "cmd three" in text
-    assert text.index("fleet:v1") < text.index("fleet:v2")
+    assert text.index("fleet:v1") < text.index("fleet:v2") < text.index("fleet:v2-db-cpus")
+    assert "cmd four" in text and "- CPUs: database server on CPU 0" in text
 
 
 def test_several_collectors_are_configured_as_one_cluster(tmp_path: Path) -> None:

@@ -53,6 +53,8 @@ class Results:
     nodered_skip: str = "not asked for (--with-nodered)"
     encoder: tuple[int, int, float] | None = None  # snapshots, our points, collector's points
     skipped: dict[str, str] = field(default_factory=dict)  # row label -> why
+    db_cpus: int | None = None  # CPUs the database server was kept to (--db-cpus)
+    cpu_split: str = ""  # how the CPUs were shared, when --db-cpus split them
 
     # -- figures ---------------------------------------------------------------------------
 
@@ -75,9 +77,11 @@ class Results:
         return median(r.rate for r in self.drains.get(k, []))
 
 
-def db_cores_note(cores: float | None) -> str:
-    """The server's CPU share: at the ceiling it shows what is left for a collector."""
-    return "" if cores is None else f"; database server {cores:.2f} of {os.cpu_count()} cores"
+def db_cores_note(cores: float | None, of: int | None = None) -> str:
+    """The server's CPU share: at the ceiling it shows what is left for a collector. `of`:
+    the CPUs the server may use (--db-cpus), all of the machine's by default."""
+    return "" if cores is None else \
+        f"; database server {cores:.2f} of {of or os.cpu_count()} cores"
 
 
 def _latency_row(lat: LatencyStep, what: str) -> tuple[str, str, str]:
@@ -121,7 +125,7 @@ def rows(res: Results) -> list[tuple[str, str, str, str]]:
                        if r.db_cores is not None)
         out["ceiling (best of 1/2/4)"] = (
             f"{_n(best[2])} points/s", "1.00",
-            f"{best[0]} writer(s), {best[1]:,}-line batches{db_cores_note(cores)}")
+            f"{best[0]} writer(s), {best[1]:,}-line batches{db_cores_note(cores, res.db_cpus)}")
     else:
         out["ceiling (best of 1/2/4)"] = ("not measured", "", "")
     d1 = res.drain(1)
@@ -133,7 +137,7 @@ def rows(res: Results) -> list[tuple[str, str, str, str]]:
         if startup:
             note += "; too short: timed from the spawn, start-up included"
         cores = median(r.db_cores for r in ones if r.db_cores is not None)
-        note += db_cores_note(cores)
+        note += db_cores_note(cores, res.db_cpus)
         out["drain, 1 collector"] = (f"{_n(d1)} points/s", "", note)
         if best:
             q = d1 / best[2]
@@ -290,7 +294,7 @@ def load_average() -> str:
         return "?"
 
 
-SECTION = re.compile(r"<!-- fleet:(v\d) -->\n(.*?)<!-- /fleet:\1 -->\n", re.S)
+SECTION = re.compile(r"<!-- fleet:(v\d(?:-db-cpus)?) -->\n(.*?)<!-- /fleet:\1 -->\n", re.S)
 
 
 def section_text(res: Results, command: str, date: str, facts: dict[str, str],
@@ -302,19 +306,25 @@ def section_text(res: Results, command: str, date: str, facts: dict[str, str],
     fleet = (f"{res.screens} screens x {res.cards} cards (2 PSUs each), "
              f"{res.points_per_snapshot} points per snapshot; backlogs of {res.snapshots:,} "
              f"snapshots = {points:,} points; medians of {res.repeat} where repeated")
-    return f"""<!-- fleet:{res.output} -->
-## Output {res.output}: {res.server}
+    cpu_line = f"\n- CPUs: {res.cpu_split} (--db-cpus)" if res.cpu_split else ""
+    return f"""<!-- fleet:{section_key(res)} -->
+## Output {res.output}: {res.server}{" (database on its own CPUs)" if res.cpu_split else ""}
 
 - date: {date} (the run took {wall_s / 60:.1f} min; load average before/after: {load})
 - command: `{command}`
 - collector measured: {code or "unknown"}
 - machine: {fact_line}
-- servers: {server_line}
+- servers: {server_line}{cpu_line}
 - fleet: {fleet}
 
 {table}
-<!-- /fleet:{res.output} -->
+<!-- /fleet:{section_key(res)} -->
 """
+
+
+def section_key(res: Results) -> str:
+    """The page keeps one section per output, and one more for runs with --db-cpus."""
+    return f"{res.output}-db-cpus" if res.cpu_split else res.output
 
 
 DOC_HEAD = """# Performance: `ledwatch bench fleet`
@@ -396,10 +406,10 @@ one after the other in every round, so compare medians, not single rounds.
 """
 
 
-def write_doc(path: Path, section: str, output: str) -> None:
+def write_doc(path: Path, section: str, key: str) -> None:
     old = path.read_text() if path.exists() else ""
     kept = {m.group(1): m.group(0) for m in SECTION.finditer(old)}
-    kept[output] = section
+    kept[key] = section
     body = DOC_HEAD + "\n".join(kept[k] for k in sorted(kept))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(body)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shlex
 import shutil
 import signal
@@ -49,6 +50,22 @@ def _ints(text: str) -> list[int]:
     return values
 
 
+def _cpus(text: str) -> frozenset[int]:
+    """CPU numbers this process may use, leaving at least one for everything else."""
+    try:
+        cpus = frozenset(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a comma-separated list of CPU numbers") \
+            from None
+    allowed = os.sched_getaffinity(0)
+    if not cpus or not cpus <= allowed:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: CPUs among {sorted(allowed)} (the ones this process may use)")
+    if not allowed - cpus:
+        raise argparse.ArgumentTypeError(f"{text!r}: leave at least one CPU for the rest")
+    return cpus
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     f = p.add_argument_group("the fleet")
     f.add_argument("--output", choices=("v1", "v2"), default="v1",
@@ -86,6 +103,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also time fault -> ticket at this fixed rate, snapshots/s, for "
                         "live-s / 2 (at least 20 s or live-s); 0 skips (100: the issue's "
                         "baseline)")
+    m.add_argument("--db-cpus", type=_cpus, default=None, metavar="CPUS",
+                   help="keep the database server to these CPUs (e.g. 0) and everything "
+                        "else to the others, for the ceiling and the drains alike: the "
+                        "collector's speed when it does not share the server's cores, "
+                        "as on separate machines (default: all share all)")
     m.add_argument("--fault-polls", type=int, default=3,
                    help="bad polls the collector's module_fault rule holds for (its default 3)")
     n = p.add_argument_group("Node-RED")
@@ -171,7 +193,7 @@ class Run:
                 self.res.ceilings.setdefault((w, size), []).append(r)
                 self.say(f"  ceiling, {w} writer(s), {size:,}-line requests: {points:,} points "
                          f"in {r.seconds:.1f} s = {r.rate:,.0f} points/s ({len(bodies)} requests"
-                         f"{report.db_cores_note(r.db_cores)})")
+                         f"{report.db_cores_note(r.db_cores, self.res.db_cpus)})")
 
     def drain(self, k: int, label: str, check_encoder: bool = False) -> DrainResult:
         hook = None
@@ -191,9 +213,10 @@ class Run:
         self.res.drains.setdefault(k, []).append(r)
         t = r.tickets
         cpu = r.cpu_ms_per_1000
+        db = report.db_cores_note(r.db_cores, self.res.db_cpus)
         self.say(f"    {r.points:,.0f} points in {r.seconds:.1f} s = {r.rate:,.0f} points/s"
                  f"{' (start-up included)' if r.startup_included else ''}; "
-                 f"CPU {cpu:.1f} ms/1000 points{report.db_cores_note(r.db_cores)}; "
+                 f"CPU {cpu:.1f} ms/1000 points{db}; "
                  f"RSS peak {r.rss_peak_mb:,.0f} MB; "
                  f"stored {r.stored_snapshots:,}/{r.snapshots:,}; shares {r.shares}; "
                  f"tickets {t.tickets}/{t.expected} ({t.duplicates} duplicates, {t.missing} "
@@ -315,7 +338,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     failed = True
     previous = _sigterm_as_interrupt()
     stack = Stack(workdir, args.output, max_queued=args.snapshots * 2,
-                  postgres=max(args.collectors) > 1)  # fmt: skip
+                  postgres=max(args.collectors) > 1, db_cpus=args.db_cpus)  # fmt: skip
     versions: dict[str, str] = {}
     run_: Run | None = None
     try:
@@ -325,6 +348,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
               flush=True)
         run_ = Run(args, stack, workdir)
         res = run_.res
+        if stack.cpu_note():
+            res.db_cpus, res.cpu_split = len(args.db_cpus), stack.cpu_note()
+            print(f"  CPUs: {res.cpu_split}", flush=True)
         res.server = versions.get("influxdb" if args.output == "v1" else "victoria-metrics", "")
         if max(args.collectors) > 1 and stack.postgres is None:
             for k in args.collectors:
@@ -370,7 +396,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         load = f"{load_before} / {report.load_average()}"
         section = report.section_text(run_.res, command, date, facts, versions, table, wall,
                                       load, code)  # fmt: skip
-        report.write_doc(args.doc, section, args.output)
+        report.write_doc(args.doc, section, report.section_key(run_.res))
         print(f"written: {args.doc}")
     return 0
 
@@ -399,8 +425,8 @@ def command_line(args: argparse.Namespace) -> str:
         flag = action.option_strings[0]
         if isinstance(action, argparse._StoreTrueAction):
             words.append(flag)
-        elif isinstance(value, list):
-            words += [flag, ",".join(str(v) for v in value)]
+        elif isinstance(value, list | frozenset):
+            words += [flag, ",".join(str(v) for v in sorted(value))]
         else:
             words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     return shlex.join(words)

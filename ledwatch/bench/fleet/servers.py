@@ -12,6 +12,7 @@ Also here, because only the benchmark needs them: counting stored snapshots (the
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -90,8 +92,13 @@ def proc_cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_list(cpus: frozenset[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))
+
+
 class Stack:
-    def __init__(self, root: Path, output: str, max_queued: int, postgres: bool = True) -> None:
+    def __init__(self, root: Path, output: str, max_queued: int, postgres: bool = True,
+                 db_cpus: frozenset[int] | None = None) -> None:
         if output not in ("v1", "v2"):
             raise BenchError(f"output {output!r}: only v1 (InfluxDB 1.x) and v2 (VictoriaMetrics)")
         self.root, self.output = root, output
@@ -108,14 +115,22 @@ class Stack:
         self.victoria: VictoriaMetrics | None = None
         self.postgres: PostgreSQL | None = None
         self.want_postgres = postgres and self.svc.binary("postgres") is not None
+        self.db_cpus = db_cpus
+        self.other_cpus: frozenset[int] | None = None
 
     def start(self) -> Stack:
         try:
+            if self.db_cpus:
+                # The server inherits the CPUs of the thread that starts it; this process
+                # and all it starts after (broker, collectors, writers) keep to the rest.
+                self.other_cpus = frozenset(os.sched_getaffinity(0)) - self.db_cpus
+                os.sched_setaffinity(0, self.other_cpus)
             self._start(self.broker)
-            if self.output == "v1":
-                self.influx = self._start(self.svc.InfluxDB1(self.root / "influxdb"))
-            else:
-                self.victoria = self._start(self.svc.VictoriaMetrics(self.root / "victoria"))
+            with self._on_db_cpus():
+                if self.output == "v1":
+                    self.influx = self._start(self.svc.InfluxDB1(self.root / "influxdb"))
+                else:
+                    self.victoria = self._start(self.svc.VictoriaMetrics(self.root / "victoria"))
             if self.want_postgres:
                 self.postgres = self._start(self.svc.PostgreSQL(self.root / "postgresql"))
         except Exception:
@@ -123,11 +138,31 @@ class Stack:
             raise
         return self
 
+    @contextlib.contextmanager
+    def _on_db_cpus(self) -> Iterator[None]:
+        if not self.db_cpus or self.other_cpus is None:
+            yield
+            return
+        os.sched_setaffinity(0, self.db_cpus)
+        try:
+            yield
+        finally:
+            os.sched_setaffinity(0, self.other_cpus)
+
+    def cpu_note(self) -> str:
+        """How the CPUs were shared, for the report ("" when they were not split)."""
+        if not self.db_cpus or self.other_cpus is None:
+            return ""
+        return (f"database server on CPU {_cpu_list(self.db_cpus)}, everything else "
+                f"(broker, collectors, writers, Node-RED) on CPU {_cpu_list(self.other_cpus)}")
+
     def _start(self, service: Any) -> Any:
         self.started.append(service)
         return service.start()
 
     def close(self) -> None:
+        if self.db_cpus and self.other_cpus is not None:
+            os.sched_setaffinity(0, self.other_cpus | self.db_cpus)
         for service in reversed(self.started):
             try:
                 service.stop()
