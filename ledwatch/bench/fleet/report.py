@@ -331,7 +331,7 @@ DOC_HEAD = """# Performance: `ledwatch bench fleet`
 
 Written by `ledwatch bench fleet` (ledwatch/bench/fleet/). Each run rewrites this page and
 replaces its own output's section (v1: InfluxDB 1.x with auth on, v2: VictoriaMetrics),
-keeping the other's latest. `ledwatch bench fleet --help` lists the flags; a default run
+keeping the other's latest; a run with `--db-cpus` has a section of its own per output. `ledwatch bench fleet --help` lists the flags; a default run
 (20 screens x 100 cards, backlogs of 2,000 snapshots = 606,000 points, `--repeat 3`,
 `--live-s 60`, 1/2/4 writers and collectors) takes about 8 minutes on 2 cores.
 
@@ -402,6 +402,12 @@ This is a shared 2-core machine: the benchmark, the collector, the database and 
 broker share the two cores, and other work on the machine moves single runs by +-30 %
 (the load average before and after is in each section). The ceiling and the drain run
 one after the other in every round, so compare medians, not single rounds.
+
+On two shared cores the drain is a split of the machine, not only the collector's
+speed: every core the collector takes is one the server does not get at the ceiling
+(docs/hot-path.md has the arithmetic). `--db-cpus 0` keeps the server on CPU 0 and
+everything else (broker, collectors, plain writers, Node-RED) on the others, for the
+ceiling and the drains alike, as when the two run on separate machines.
 
 """
 
