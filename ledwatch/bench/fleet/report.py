@@ -331,9 +331,10 @@ DOC_HEAD = """# Performance: `ledwatch bench fleet`
 
 Written by `ledwatch bench fleet` (ledwatch/bench/fleet/). Each run rewrites this page and
 replaces its own output's section (v1: InfluxDB 1.x with auth on, v2: VictoriaMetrics),
-keeping the other's latest; a run with `--db-cpus` has a section of its own per output. `ledwatch bench fleet --help` lists the flags; a default run
-(20 screens x 100 cards, backlogs of 2,000 snapshots = 606,000 points, `--repeat 3`,
-`--live-s 60`, 1/2/4 writers and collectors) takes about 8 minutes on 2 cores.
+keeping the other's latest; a run with `--db-cpus` has a section of its own per output.
+`ledwatch bench fleet --help` lists the flags; a default run (20 screens x 100 cards,
+backlogs of 2,000 snapshots = 606,000 points, `--repeat 3`, `--live-s 60`, 1/2/4
+writers and collectors) takes about 8 minutes on 2 cores.
 
 ## How each figure is measured
 The benchmark starts its own Mosquitto, database and (for 2+ collectors) PostgreSQL from
