@@ -13,6 +13,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -53,6 +54,13 @@ def _status_error(status: int, body: str, where: str) -> WriteError:
     return WriteError(f"{where}: HTTP {status}: {body.strip()[:300]}", retryable=retryable)
 
 
+def _once(body: bytes) -> Iterator[bytes]:
+    """The body as a one-shot stream (sent in one piece: the Content-Length is given).
+    httpcore leaves every request in a reference cycle that only the cyclic GC frees;
+    passed as bytes, the body would live on in it (1-2 MB a write) until then."""
+    yield body
+
+
 class _HttpWriter:
     """POST pre-encoded line protocol over one pooled httpx client (thread-safe, so the
     collector's write pool sends several batches at once over several connections)."""
@@ -81,9 +89,10 @@ class _HttpWriter:
         if self._http is None:
             raise WriteError(f"{self.url}: write() before connect()", retryable=False)
         body = ("\n".join(lines) + "\n").encode()
+        headers = {**self._headers, "Content-Length": str(len(body))}
         try:
-            resp = self._http.post(self.path, params=self._params, content=body,
-                                   headers=self._headers)
+            resp = self._http.post(self.path, params=self._params, content=_once(body),
+                                   headers=headers)
         except httpx.HTTPError as exc:
             raise WriteError(f"{self.url}: {type(exc).__name__}: {exc}", retryable=True) from exc
         if resp.status_code != 204:
