@@ -348,8 +348,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
               flush=True)
         run_ = Run(args, stack, workdir)
         res = run_.res
-        if stack.cpu_note():
-            res.db_cpus, res.cpu_split = len(args.db_cpus), stack.cpu_note()
+        res.cpu_split = stack.cpu_note()
+        if res.cpu_split:
+            res.db_cpus = len(args.db_cpus)
             print(f"  CPUs: {res.cpu_split}", flush=True)
         res.server = versions.get("influxdb" if args.output == "v1" else "victoria-metrics", "")
         if max(args.collectors) > 1 and stack.postgres is None:
