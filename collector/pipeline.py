@@ -15,7 +15,8 @@ in series (docs/performance.md). Three rules keep what the serial loop promised:
   so a later batch that is stored first waits for the earlier ones;
 - the messages held (queued, being written or waiting for their turn to be acked) stay
   bounded: `submit` blocks while `max_in_flight` batches are out or their messages
-  reach `max_messages`, and the ingest thread, blocked, stops taking more.
+  reach `max_messages`; the ingest thread, blocked, takes one batch more at most
+  (`while_waiting`) and then stops taking.
 Detection and everything else that needs each screen's snapshots in order stays in the
 one ingest thread, before `submit`; only storing runs in parallel.
 """
@@ -34,6 +35,10 @@ from collector.influx.errors import WriteError
 from collector.influx.writers import Writer
 
 log = logging.getLogger(__name__)
+
+# How often a blocked `submit` lets the ingest thread look at its queue (well inside the
+# default detect_within_ms of 20).
+WAIT_POLL_S = 0.01
 
 
 class Outcome:
@@ -112,15 +117,26 @@ class WritePool:
         with self._lock:
             return max(1, self.max_messages - self.stats.held_messages)
 
-    def submit(self, batch: Batch) -> bool:
-        """Hand a batch over; blocks while the pool is full. False once given up."""
+    def submit(self, batch: Batch, while_waiting: Callable[[], None] | None = None) -> bool:
+        """Hand a batch over; blocks while the pool is full. False once given up.
+
+        `while_waiting` runs every `WAIT_POLL_S` while blocked, without the pool's lock:
+        the ingest thread takes and judges what arrives meanwhile, so a fault is not kept
+        waiting for a write slot (collector/service.py `_prefetch`).
+        """
         with self._lock:
-            while not self._closed and not self._halted and (
-                self.stats.in_flight >= self.max_in_flight
-                or (self.stats.held_messages > 0
-                    and self.stats.held_messages + len(batch.msgs) > self.max_messages)
-            ):
-                self._lock.wait(0.5)
+            while not self._closed and not self._halted and self._full(len(batch.msgs)):
+                if while_waiting is None:
+                    self._lock.wait(0.5)
+                    continue
+                self._lock.wait(WAIT_POLL_S)
+                if self._closed or self._halted or not self._full(len(batch.msgs)):
+                    break
+                self._lock.release()
+                try:
+                    while_waiting()
+                finally:
+                    self._lock.acquire()
             if self._halted or self._closed:
                 return False
             self._order.append(batch)
@@ -134,6 +150,11 @@ class WritePool:
         if not batch.lines:
             self._flush()
         return True
+
+    def _full(self, n_msgs: int) -> bool:
+        s = self.stats
+        return s.in_flight >= self.max_in_flight or (
+            s.held_messages > 0 and s.held_messages + n_msgs > self.max_messages)
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Until every submitted batch is acknowledged; False on timeout or give-up."""

@@ -12,9 +12,10 @@
 ```
 A message is acknowledged only after its points are accepted by the sink (or it was
 refused as a dead letter), so the broker keeps anything not stored. While the sink is
-down the pool retries its batches and, full, blocks the ingest loop, which takes nothing
-new; the broker stops delivering once `max_pending` messages wait for their ack (MQTT 5
-Receive Maximum). Mosquitto 2.0.11 does not keep to that window (measured: each PUBACK
+down the pool retries its batches and, full, blocks the ingest loop, which then takes
+one batch more at most (judged as it comes, `_prefetch`) and nothing after it; the
+broker stops delivering once `max_pending` messages wait for their ack (MQTT 5 Receive
+Maximum). Mosquitto 2.0.11 does not keep to that window (measured: each PUBACK
 lets a whole window through), so the bound that holds is ours: the batches held by the
 pool (<= max_pending messages together) plus the full queue (max_pending + 1); past that
 `_enqueue` blocks paho's thread and TCP pushes back.
@@ -71,6 +72,19 @@ _MAX_UNAPPLIED = 100_000
 # 3.1.1, Mosquitto): 526 msg/s without, 965 msg/s with; a steady inflow still fills
 # batches up to batch_size / flush_interval_ms.
 _IDLE_FLUSH_S = 0.02
+
+
+@dataclasses.dataclass
+class _Carry:
+    """What the ingest thread took while `submit` waited for room: the start of the next
+    batch, taken in order after everything submitted. `judged` docs are already judged."""
+
+    msgs: list[Inbound] = dataclasses.field(default_factory=list)
+    docs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    lines: list[str] = dataclasses.field(default_factory=list)
+    judged: int = 0
+    taken_s: float = 0.0  # when its first message was taken (the flush deadline)
+    stop: bool = False  # the stop marker was taken
 
 
 def _split(msgs: list[Inbound], docs: list[dict[str, Any]], lines: list[str],
@@ -401,20 +415,22 @@ class Collector:
         flush_s = inf.flush_interval_ms / 1000.0
         judge_s = inf.detect_within_ms / 1000.0
         next_agent_check = time.monotonic() + 1.0
-        stopping = False
+        carry = _Carry()
         while True:
-            msgs: list[Inbound] = []
-            docs: list[dict[str, Any]] = []
-            lines: list[str] = []
-            deadline: float | None = None
+            msgs, docs, lines = carry.msgs, carry.docs, carry.lines
+            stopping = carry.stop
+            deadline: float | None = carry.taken_s + flush_s if msgs else None
+            carried = carry.judged
+            carry = _Carry()
             room = min(inf.max_pending, pool.room())
             # A live inflow fills a 10,000-line batch in a third of a second or more:
             # once the queue is empty (caught up), its snapshots are judged as they age
             # past detect_within_ms, not when the batch is written (fault -> ticket
             # latency). A backlog never empties the queue: it is judged in whole
             # intakes, which costs less per snapshot (docs/hot-path.md).
-            judged, judge_at = 0, None
-            while len(lines) < inf.batch_size and len(msgs) < room:
+            judged = carried
+            judge_at = time.monotonic() if len(docs) > judged else None
+            while not stopping and len(lines) < inf.batch_size and len(msgs) < room:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     break
@@ -453,14 +469,41 @@ class Collector:
                 lines += self._ticket_lines
                 self._ticket_lines = []
             for batch in _split(msgs, docs, lines, cuts):
-                if (batch.msgs or batch.lines) and not pool.submit(batch):
+                def take_more(held: int = len(batch.msgs), into: _Carry = carry) -> None:
+                    self._prefetch(into, min(inf.max_pending, pool.room()) - held)
+
+                if (batch.msgs or batch.lines) and not pool.submit(
+                        batch, None if stopping else take_more):
                     return  # stop() gave up: leave the batch unacknowledged
-            if stopping or (self._stopping.is_set() and self._queue.empty()):
+            if stopping or (self._stopping.is_set() and self._queue.empty()
+                            and not carry.msgs and not carry.stop):
                 # Taken is stored and acked before we go (or stop() gives up waiting).
                 while not pool.wait_idle(0.5):
                     if self._give_up.is_set():
                         return
                 return
+
+    def _prefetch(self, carry: _Carry, room: int) -> None:
+        """While `submit` waits for a write slot: take what is queued into `carry` (up to
+        one batch and `room` messages), and judge it once the queue is empty, as the loop
+        above does: a live fault is judged on arrival, not after the next write. A
+        backlog never empties the queue; it is judged later, in whole intakes."""
+        size = self.settings.influx.batch_size
+        while not carry.stop and len(carry.lines) < size and len(carry.msgs) < room:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                carry.stop = True
+                break
+            if not carry.msgs:
+                carry.taken_s = time.monotonic()
+            carry.msgs.append(item)
+            self._decode_one(item, carry.docs, carry.lines)
+        if len(carry.docs) > carry.judged and self._queue.empty():
+            carry.lines += self._detect(carry.docs[carry.judged:])
+            carry.judged = len(carry.docs)
 
     def _batch_done(self, batch: Batch) -> None:
         """Runs once per batch, in the order taken, after it was stored or refused."""

@@ -407,3 +407,59 @@ def test_findings_come_before_the_batch_is_written(
         assert coll.metrics.snapshot()["stored_points"] == 0  # the batch is still open
     finally:
         coll.stop()
+
+
+class _Gated(_Recording):
+    """The real writer, whose requests wait until the test opens the gate."""
+
+    def __init__(self, inner: Any) -> None:
+        import threading
+
+        super().__init__(inner)
+        self.gate, self.waiting = threading.Event(), threading.Event()
+
+    def write(self, lines: list[str]) -> None:
+        self.waiting.set()
+        assert self.gate.wait(30), "the test never opened the gate"
+        super().write(lines)
+
+
+def test_a_fault_is_judged_while_the_writes_are_full(
+    mosquitto: Any, victoria: Any, publisher: Callable[..., None]
+) -> None:
+    """The sink holds the only write slot and the next batch waits for it: what arrives
+    meanwhile is still taken and judged (a ticket does not wait for a write), and once
+    the sink answers everything is stored and acknowledged, in order."""
+    from collector.influx.writers import make_writer
+
+    tag = uuid.uuid4().hex[:8]
+    site = f"full-{tag}"
+    settings = settings_for(mosquitto, victoria.url, tag, max_in_flight=1,
+                            flush_interval_ms=50, detect_within_ms=20)
+    writer = _Gated(make_writer(settings.influx))
+    coll = Collector(settings, writer=writer)
+    coll.start()
+    try:
+        assert coll.wait_connected(10)
+        time.sleep(0.2)
+        publisher(telemetry_topic(site, "scr1"), snapshot_bytes(site, 1))
+        assert writer.waiting.wait(10)  # batch 1 holds the slot
+        publisher(telemetry_topic(site, "scr1"), snapshot_bytes(site, 2))
+        wait_for(lambda: coll.metrics.snapshot()["received"].get("telemetry", 0) >= 2,
+                 what="batch 2 taken")
+        time.sleep(0.1)  # its idle flush: batch 2 now waits in submit
+        for seq in range(3, 7):  # module_fault holds 3 polls
+            doc = make_snapshot(site=site, seq=seq, ts=NOW_MS + seq * 1000)
+            doc["cards"]["module_faults"][2] = 2
+            publisher(telemetry_topic(site, "scr1"), orjson.dumps(doc))
+        wait_for(lambda: coll.metrics.snapshot()["findings"] >= 1, timeout_s=10,
+                 what="a finding while the write slot is held")
+        assert coll.metrics.snapshot()["stored_points"] == 0 and not writer.sizes
+        assert coll.metrics.snapshot()["pending"] == 6  # taken, none acknowledged
+        writer.gate.set()
+        wait_for(lambda: coll.metrics.snapshot()["pending"] == 0, what="all acked")
+        assert stored_ts(victoria, site) == {NOW_MS + seq * 1000 for seq in range(1, 7)}
+        assert coll.metrics.snapshot()["findings"] == 1
+    finally:
+        writer.gate.set()
+        coll.stop()
