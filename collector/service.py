@@ -84,6 +84,7 @@ class _Carry:
     lines: list[str] = dataclasses.field(default_factory=list)
     judged: int = 0
     taken_s: float = 0.0  # when its first message was taken (the flush deadline)
+    judge_at: float | None = None  # when its unjudged docs are due (detect_within_ms)
     stop: bool = False  # the stop marker was taken
 
 
@@ -420,7 +421,7 @@ class Collector:
             msgs, docs, lines = carry.msgs, carry.docs, carry.lines
             stopping = carry.stop
             deadline: float | None = carry.taken_s + flush_s if msgs else None
-            carried = carry.judged
+            judged, judge_at = carry.judged, carry.judge_at
             carry = _Carry()
             room = min(inf.max_pending, pool.room())
             # A live inflow fills a 10,000-line batch in a third of a second or more:
@@ -428,8 +429,6 @@ class Collector:
             # past detect_within_ms, not when the batch is written (fault -> ticket
             # latency). A backlog never empties the queue: it is judged in whole
             # intakes, which costs less per snapshot (docs/hot-path.md).
-            judged = carried
-            judge_at = time.monotonic() if len(docs) > judged else None
             while not stopping and len(lines) < inf.batch_size and len(msgs) < room:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
@@ -485,10 +484,12 @@ class Collector:
 
     def _prefetch(self, carry: _Carry, room: int) -> None:
         """While `submit` waits for a write slot: take what is queued into `carry` (up to
-        one batch and `room` messages), and judge it once the queue is empty, as the loop
-        above does: a live fault is judged on arrival, not after the next write. A
-        backlog never empties the queue; it is judged later, in whole intakes."""
-        size = self.settings.influx.batch_size
+        one batch and `room` messages), and judge it by the loop's rule (the queue empty,
+        the oldest unjudged snapshot taken detect_within_ms ago): a live fault is judged
+        on arrival, not after the next write. A backlog never empties the queue; it is
+        judged later, in whole intakes."""
+        inf = self.settings.influx
+        size = inf.batch_size
         while not carry.stop and len(carry.lines) < size and len(carry.msgs) < room:
             try:
                 item = self._queue.get_nowait()
@@ -501,9 +502,12 @@ class Collector:
                 carry.taken_s = time.monotonic()
             carry.msgs.append(item)
             self._decode_one(item, carry.docs, carry.lines)
-        if len(carry.docs) > carry.judged and self._queue.empty():
+            if carry.judge_at is None and len(carry.docs) > carry.judged:
+                carry.judge_at = time.monotonic() + inf.detect_within_ms / 1000.0
+        if carry.judge_at is not None and time.monotonic() >= carry.judge_at \
+                and self._queue.empty():
             carry.lines += self._detect(carry.docs[carry.judged:])
-            carry.judged = len(carry.docs)
+            carry.judged, carry.judge_at = len(carry.docs), None
 
     def _batch_done(self, batch: Batch) -> None:
         """Runs once per batch, in the order taken, after it was stored or refused."""
