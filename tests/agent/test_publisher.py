@@ -82,6 +82,9 @@ def test_birth_retained_and_clean_stop_publishes_offline(
     status = contract.status_topic(site, "pc1")
     pub = running(make_settings(mosquitto.host, mosquitto.port, site))
     assert pub.wait_connected(10)
+    # CONNACK comes before the birth reaches the broker: see it arrive once, then join.
+    early = subscriber(mosquitto.host, mosquitto.port, [status])
+    early.wait_for(lambda m: any(r.doc().get("state") == "online" for r in m))
     late = subscriber(mosquitto.host, mosquitto.port, [status])  # joins after the birth
     [birth] = late.wait_for(lambda m: len(m) >= 1)
     assert birth.retain
