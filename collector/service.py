@@ -75,9 +75,10 @@ _IDLE_FLUSH_S = 0.02
 
 
 @dataclasses.dataclass
-class _Carry:
-    """What the ingest thread took while `submit` waited for room: the start of the next
-    batch, taken in order after everything submitted. `judged` docs are already judged."""
+class _Intake:
+    """What the ingest thread has taken toward its next writes, in the order taken. While
+    `submit` waits for room, the next intake starts filling (`_prefetch`), after
+    everything submitted. Its first `judged` docs are already judged."""
 
     msgs: list[Inbound] = dataclasses.field(default_factory=list)
     docs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
@@ -86,6 +87,11 @@ class _Carry:
     taken_s: float = 0.0  # when its first message was taken (the flush deadline)
     judge_at: float | None = None  # when its unjudged docs are due (detect_within_ms)
     stop: bool = False  # the stop marker was taken
+
+    def taken(self, now: float, judge_s: float) -> None:
+        """Starts the judging clock at the first unjudged snapshot taken at `now`."""
+        if self.judge_at is None and len(self.docs) > self.judged:
+            self.judge_at = now + judge_s
 
 
 def _split(msgs: list[Inbound], docs: list[dict[str, Any]], lines: list[str],
@@ -129,6 +135,7 @@ class Collector:
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         inf = settings.influx
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=inf.max_pending + 1)
+        self._judge_s = inf.detect_within_ms / 1000.0
         cl = settings.cluster
         self.ownership = Ownership(cl.members, settings.mqtt.client_id, cl.route)
         filters = tuple(self.ownership.filters(settings.mqtt.share_group or None))
@@ -414,15 +421,13 @@ class Collector:
         pool = self.pool
         assert pool is not None
         flush_s = inf.flush_interval_ms / 1000.0
-        judge_s = inf.detect_within_ms / 1000.0
         next_agent_check = time.monotonic() + 1.0
-        carry = _Carry()
+        nxt = _Intake()
         while True:
-            msgs, docs, lines = carry.msgs, carry.docs, carry.lines
-            stopping = carry.stop
-            deadline: float | None = carry.taken_s + flush_s if msgs else None
-            judged, judge_at = carry.judged, carry.judge_at
-            carry = _Carry()
+            cur, nxt = nxt, _Intake()
+            msgs, docs, lines = cur.msgs, cur.docs, cur.lines
+            stopping = cur.stop
+            deadline: float | None = cur.taken_s + flush_s if msgs else None
             room = min(inf.max_pending, pool.room())
             # A live inflow fills a 10,000-line batch in a third of a second or more:
             # once the queue is empty (caught up), its snapshots are judged as they age
@@ -433,9 +438,7 @@ class Collector:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     break
-                if judge_at is not None and now >= judge_at and self._queue.empty():
-                    lines += self._detect(docs[judged:])
-                    judged, judge_at = len(docs), None
+                self._judge_if_due(cur, now)
                 timeout = 0.5 if deadline is None else min(deadline - now, _IDLE_FLUSH_S)
                 try:
                     item = self._queue.get(timeout=timeout)
@@ -448,14 +451,14 @@ class Collector:
                     deadline = time.monotonic() + flush_s
                 msgs.append(item)
                 self._decode_one(item, docs, lines)
-                if judge_at is None and len(docs) > judged:
-                    judge_at = time.monotonic() + judge_s
+                cur.taken(time.monotonic(), self._judge_s)
             cuts: list[tuple[int, int, int]] = []
             if not stopping and len(lines) >= inf.batch_size:
                 stopping = self._take_backlog(msgs, docs, lines, cuts, room)
             if stopping:
-                self._drain_queue(msgs, docs, lines)
-            lines += self._detect(docs[judged:])
+                while self._take_queued(msgs, docs, lines):
+                    pass  # past the stop marker too: taken is stored before we go
+            lines += self._detect(docs[cur.judged:])
             if time.monotonic() >= next_agent_check:
                 next_agent_check = time.monotonic() + 1.0
                 now_ms = self._clock_ms()
@@ -468,46 +471,40 @@ class Collector:
                 lines += self._ticket_lines
                 self._ticket_lines = []
             for batch in _split(msgs, docs, lines, cuts):
-                def take_more(held: int = len(batch.msgs), into: _Carry = carry) -> None:
+                def take_more(held: int = len(batch.msgs), into: _Intake = nxt) -> None:
                     self._prefetch(into, min(inf.max_pending, pool.room()) - held)
 
                 if (batch.msgs or batch.lines) and not pool.submit(
                         batch, None if stopping else take_more):
                     return  # stop() gave up: leave the batch unacknowledged
             if stopping or (self._stopping.is_set() and self._queue.empty()
-                            and not carry.msgs and not carry.stop):
+                            and not nxt.msgs and not nxt.stop):
                 # Taken is stored and acked before we go (or stop() gives up waiting).
                 while not pool.wait_idle(0.5):
                     if self._give_up.is_set():
                         return
                 return
 
-    def _prefetch(self, carry: _Carry, room: int) -> None:
-        """While `submit` waits for a write slot: take what is queued into `carry` (up to
-        one batch and `room` messages), and judge it by the loop's rule (the queue empty,
-        the oldest unjudged snapshot taken detect_within_ms ago): a live fault is judged
-        on arrival, not after the next write. A backlog never empties the queue; it is
-        judged later, in whole intakes."""
-        inf = self.settings.influx
-        size = inf.batch_size
-        while not carry.stop and len(carry.lines) < size and len(carry.msgs) < room:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is _STOP:
-                carry.stop = True
-                break
-            if not carry.msgs:
-                carry.taken_s = time.monotonic()
-            carry.msgs.append(item)
-            self._decode_one(item, carry.docs, carry.lines)
-            if carry.judge_at is None and len(carry.docs) > carry.judged:
-                carry.judge_at = time.monotonic() + inf.detect_within_ms / 1000.0
-        if carry.judge_at is not None and time.monotonic() >= carry.judge_at \
-                and self._queue.empty():
-            carry.lines += self._detect(carry.docs[carry.judged:])
-            carry.judged, carry.judge_at = len(carry.docs), None
+    def _judge_if_due(self, intake: _Intake, now: float) -> None:
+        """The loop's judging rule: once the queue is empty (caught up) and the oldest
+        unjudged snapshot has waited detect_within_ms, judge what is unjudged."""
+        if intake.judge_at is not None and now >= intake.judge_at and self._queue.empty():
+            intake.lines += self._detect(intake.docs[intake.judged:])
+            intake.judged, intake.judge_at = len(intake.docs), None
+
+    def _prefetch(self, nxt: _Intake, room: int) -> None:
+        """While `submit` waits for a write slot: take what is queued into the next intake
+        (up to one batch and `room` messages) and judge it by the loop's rule, so a live
+        fault is judged on arrival, not after the next write. A backlog never empties the
+        queue; it is judged later, in whole intakes."""
+        now = time.monotonic()
+        if not nxt.msgs:
+            nxt.taken_s = now
+        if not nxt.stop:
+            nxt.stop = self._take_queued(
+                nxt.msgs, nxt.docs, nxt.lines, self.settings.influx.batch_size, room)
+        nxt.taken(now, self._judge_s)
+        self._judge_if_due(nxt, time.monotonic())
 
     def _batch_done(self, batch: Batch) -> None:
         """Runs once per batch, in the order taken, after it was stored or refused."""
@@ -545,29 +542,27 @@ class Collector:
             if len(lines) < size * (len(cuts) + 1) or len(msgs) >= room:
                 return False
             cuts.append((len(msgs), len(docs), len(lines)))
-            target = size * (len(cuts) + 1)
-            while len(lines) < target and len(msgs) < room:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    return False
-                if item is _STOP:
-                    return True
-                msgs.append(item)
-                self._decode_one(item, docs, lines)
+            if self._take_queued(msgs, docs, lines, size * (len(cuts) + 1), room):
+                return True
         return False
 
-    def _drain_queue(
-        self, msgs: list[Inbound], docs: list[dict[str, Any]], lines: list[str]
-    ) -> None:
-        while True:
+    def _take_queued(
+        self, msgs: list[Inbound], docs: list[dict[str, Any]], lines: list[str],
+        max_lines: float = float("inf"), max_msgs: float = float("inf"),
+    ) -> bool:
+        """Takes what is queued, without waiting, until the queue is empty or the intake
+        holds `max_lines` lines or `max_msgs` messages; True when it took the stop marker
+        (and stopped there)."""
+        while len(lines) < max_lines and len(msgs) < max_msgs:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                return
-            if item is not _STOP:
-                msgs.append(item)
-                self._decode_one(item, docs, lines)
+                return False
+            if item is _STOP:
+                return True
+            msgs.append(item)
+            self._decode_one(item, docs, lines)
+        return False
 
     def _decode_one(self, msg: Inbound, docs: list[dict[str, Any]], lines: list[str]) -> None:
         try:
