@@ -130,6 +130,13 @@ def test_link_drop_and_broker_outage_lose_nothing(
         broker.start()
         assert agent.publisher is not None
         assert agent.publisher.wait_idle(20)  # the backlog drained after the restart
+        # The polls after that are sent too before the stop (a stop leaves what it did not
+        # send in the outbox, durable but not delivered in this run): no poll may race it.
+        for poller in agent.pollers:
+            poller.stop()
+        for poller in agent.pollers:
+            poller.join(10)
+        assert agent.publisher.wait_idle(20)
     finally:
         agent.stop()
     last = {p.screen: p.last_seq for p in agent.pollers}
