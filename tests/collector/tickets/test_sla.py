@@ -157,3 +157,46 @@ def test_agent_events_go_on_the_history_of_their_ticket(sla: TicketService) -> N
     assert "door_opened" in last.note
     assert sla.record_event({**doc, "component": "card/p9c9"}) is None  # no ticket: skipped
     assert sla.record_event({"site": 3}) is None
+
+
+def test_a_tick_that_skips_quiet_tickets_acts_as_one_that_reads_every_clock(
+    make_service: Callable[..., TicketService], clock: Clock
+) -> None:
+    """A tick judges only the tickets changed or due (a quiet moment per ticket, sla.py).
+    Against a service that forgets those moments before every tick, over a week of
+    business hours with a change to summer time, pauses and steps: the same changes,
+    at the same ticks."""
+    contract = {"default": {"escalate_at": [0.3, 0.5, 0.8], "business_hours": {
+        "timezone": "Europe/Berlin", "hours": {d: ["08:00-12:00", "13:00-18:00"]
+                                               for d in ("mon", "tue", "wed", "thu", "fri")},
+        "priorities": ["P1", "P2", "P3", "P4"]}}}
+    quiet, full = make_service(contract, "quiet.db"), make_service(contract, "full.db")
+    for svc in (quiet, full):
+        svc.router = Router()
+    start = ms("2026-03-26T09:00")  # a Thursday; summer time begins on Sunday the 29th
+    faults = [("controller", Fault.SIGNAL_LOST), ("card/c1", Fault.MODULE_FAULT),
+              ("psu/p1", Fault.PSU_FAILED), ("card/c2", Fault.MODULE_FAULT)]
+    steps: dict[int, Callable[[TicketService], object]] = {
+        40: lambda s: s.acknowledge(2, "desk"),
+        60: lambda s: s.pause(3, "desk", "venue closed"),
+        140: lambda s: s.resume(3, "desk"),
+    }
+    times = [start + i * 3 * MIN for i in range(80)] + \
+        [start + 4 * HOUR + i * 37 * MIN for i in range(300)]
+    got: dict[str, list[tuple[int, int, str, str]]] = {"quiet": [], "full": []}
+    for i, now in enumerate(times):
+        clock.ms = now
+        if i < len(faults):
+            component, fault = faults[i]
+            for svc in (quiet, full):
+                svc.apply_findings([Finding("acme", "main", component, fault, True, now)])
+        for svc in (quiet, full):
+            if i in steps:
+                steps[i](svc)
+        full._sla_book = None  # forget every quiet moment: each clock is read
+        for name, svc in (("quiet", quiet), ("full", full)):
+            got[name] += [(i, c.ticket_id, c.step, c.note) for c in svc.tick(now)]
+    assert got["quiet"] == got["full"]
+    made = {step for _, _, step, _ in got["full"]}
+    assert {"sla_warning", "response_breached", "onsite_breached"} <= made
+    assert len(quiet._sla_quiet) > 0  # some tickets were skipped, not all judged
