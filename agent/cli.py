@@ -33,6 +33,7 @@ from agent.runtime import (
 )
 from agent.settings import AgentSettings, load_settings
 from ledwatch.errors import ConfigError
+from ledwatch.signals import set_from_handler
 
 log = logging.getLogger("agent")
 
@@ -115,7 +116,7 @@ def _check_psu_bus(source: PsuSource) -> bool:
 def _install_signals(stop: threading.Event) -> None:
     def handler(signum: int, frame: FrameType | None) -> None:
         log.info("signal %s: stopping", signum)
-        stop.set()
+        set_from_handler(stop)
 
     for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
         sig = getattr(signal, name, None)

@@ -18,6 +18,7 @@ from types import FrameType
 
 from collector.settings import CollectorSettings, load_settings
 from ledwatch.errors import ConfigError, LedwatchError
+from ledwatch.signals import set_from_handler
 
 log = logging.getLogger("collector")
 
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("signal %s received", signal.Signals(signum).name)
-        stop.set()
+        set_from_handler(stop)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

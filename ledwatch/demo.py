@@ -36,6 +36,7 @@ from typing import Any
 
 from ledwatch.broker import EmbeddedBroker
 from ledwatch.errors import LedwatchError
+from ledwatch.signals import set_from_handler
 
 SITE = "acme-arena"
 H = 1 / 3600  # one second, in the hours the prediction settings count in
@@ -348,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        set_from_handler(stop)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
