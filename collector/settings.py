@@ -98,8 +98,9 @@ class InfluxSettings(_Section):
     # Batches written at once: the next is encoded while the server stores the previous.
     max_in_flight: int = Field(default=4, ge=1, le=64)
     # From a backlog, this many write batches are taken and judged together: detection
-    # costs ~0.5 ms per 1,000 points in 4-batch intakes against ~1 in single ones.
-    intake_batches: int = Field(default=4, ge=1, le=64)
+    # costs ~1.6 ms per 1,000 points judged one batch at a time, ~0.57 in 4-batch intakes,
+    # ~0.44 in 8 (docs/hot-path.md, item 11).
+    intake_batches: int = Field(default=8, ge=1, le=64)
     # A snapshot is judged at most this long after it was taken, even while its write
     # batch still fills: at 100 snapshots/s a 10,000-line batch takes 330 ms (20 ms:
     # fault -> ticket p50/p99 81/154 ms at 100 snapshots/s, 50 ms: 86/212).

@@ -1,4 +1,4 @@
-"""Line-protocol encoding: golden cases, escaping, types, nulls, speed."""
+"""Line-protocol encoding: golden cases, a row-by-row reference, escaping, types, nulls, speed."""
 
 from __future__ import annotations
 
@@ -6,12 +6,22 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from datapath_helpers import make_snapshot
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from collector.influx.lineproto import escape_str, escape_tag, snapshot_lines, ticket_line
+from collector.influx.lineproto import (
+    CARD_FIELDS,
+    PSU_FIELDS,
+    escape_str,
+    escape_tag,
+    snapshot_lines,
+    ticket_line,
+)
 from collector.influx.writers import parse_line
 from ledwatch.contract import validate_telemetry
 
@@ -72,6 +82,73 @@ def test_nulls_are_omitted_and_empty_points_dropped() -> None:
     assert "null" not in "".join(lines) and "None" not in "".join(lines)
     assert lines[1].split(" ")[1] == "online=true"
     assert lines[2].split(" ")[1] == "online=true,temp_c=60.0"
+
+
+# A formatter's kind, told by what it makes of True.
+_KIND = {"true": "bool", "1i": "int", "1.0": "float", '"True"': "str"}
+
+
+def _reference_section(doc: dict[str, Any], section: str, measurement: str) -> list[str]:
+    """Row by row, the plain way: the rules of the module docstring, no caches."""
+    spec = {"cards": CARD_FIELDS, "psus": PSU_FIELDS}[section]
+    cols = doc[section]
+    out = []
+    for i, ident in enumerate(cols["id"]):
+        fields = []
+        for name, fmt in spec:
+            value = cols[name][i] if name in cols else None
+            if value is None:
+                continue
+            text = {"bool": lambda v: "true" if v else "false", "int": lambda v: f"{int(v)}i",
+                    "float": lambda v: repr(float(v)), "str": lambda v: escape_str(str(v)),
+                    }[_KIND[fmt(True)]](value)
+            fields.append(f"{name}={text}")
+        if fields:
+            out.append(f"{measurement},{measurement}={escape_tag(ident)},screen="
+                       f"{escape_tag(doc['screen'])},site={escape_tag(doc['site'])} "
+                       f"{','.join(fields)} {doc['ts']}")
+    return out
+
+
+_READING = st.one_of(st.none(), st.sampled_from([0.0, 1.5, 41.25, 5.0]), st.integers(0, 3))
+
+
+@st.composite
+def _columns(draw: Any, spec: tuple[tuple[str, Any], ...], n: int) -> dict[str, list[Any]]:
+    cols: dict[str, list[Any]] = {}
+    for name, fmt in spec:
+        kind = draw(st.sampled_from(["absent", "same", "mixed"]))
+        if kind == "absent":
+            continue
+        kind_of = _KIND[fmt(True)]
+        values: st.SearchStrategy[Any]
+        if kind_of == "bool":
+            values = st.one_of(st.none(), st.booleans())
+        elif kind_of == "str":
+            values = st.one_of(st.none(), st.sampled_from(["", "OV", 'say "x"']))
+        else:
+            values = _READING
+        if kind == "same":
+            cols[name] = [draw(values)] * n
+        else:
+            cols[name] = draw(st.lists(values, min_size=n, max_size=n))
+    return cols
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data(), st.integers(1, 6))
+def test_fast_paths_match_a_row_by_row_encoder(data: st.DataObject, n: int) -> None:
+    """The column-wise paths (a reading equal everywhere, all seen before, new or null,
+    the first column null in some rows, commas cached with the fields) write exactly
+    the lines a plain row-by-row encoder writes, whatever the caches hold already."""
+    doc = make_snapshot(n_cards=n)
+    doc["cards"] = {"id": [f"c {i}" for i in range(n)], **data.draw(_columns(CARD_FIELDS, n))}
+    doc["psus"] = {"id": [f"p{i}" for i in range(n)], **data.draw(_columns(PSU_FIELDS, n))}
+    lines = snapshot_lines(doc)
+    assert [ln for ln in lines if ln.startswith("card,")] == _reference_section(
+        doc, "cards", "card")
+    assert [ln for ln in lines if ln.startswith("psu,")] == _reference_section(
+        doc, "psus", "psu")
 
 
 def test_ticket_line() -> None:
