@@ -235,8 +235,11 @@ class LiveBench:
         try:
             search = RateSearch(start=max(1.0, start), max_rate=max(max_rate, start),
                                 min_rate=1.0, precision=0.1, max_probes=max_probes)  # fmt: skip
+            # Kept for the confirmations: two of them and the drain of a failed one. A
+            # probe costs itself and, if it fails, about as long again to drain.
+            reserve_s = 2 * live_s + max(30.0, live_s)
             while (rate := search.next_rate()) is not None:
-                if time.monotonic() - t_begin + probe_s + 2 * live_s > budget_s:  # 2 confirms
+                if time.monotonic() - t_begin + 2 * probe_s + reserve_s > budget_s:
                     self.log("    live: time budget reached, probing stops")
                     break
                 st = self.step(rate, probe_s)

@@ -366,9 +366,10 @@ in a running installation, and the database can count each phase's snapshots.
   lag = published - (received - pending), sampled every 0.5 s. A rate holds when, after
   the first quarter, the lag at the end is at most 2 s of traffic (or 50 snapshots) and
   grows by less than 3 % of the rate per second, and the publisher kept its pace.
-  Short probes (`--probe-s`) double from half the drain rate, then bisect; the best
-  one is confirmed for `--live-s`, and lowered by 25 % if that fails (twice at most,
-  within `--live-budget-s`).
+  Short probes (`--probe-s`) double from half the drain rate, up to 1.25 x of it, then
+  bisect; the best one is confirmed for `--live-s`, and lowered by 25 % if that fails
+  (twice at most). Probing stops early enough within `--live-budget-s` to leave two
+  confirmations and the drain of a failed one.
 - **fault -> ticket**: while confirming, a dead module on a healthy card every
   `--fault-every-s`; from the publish of the poll that completes the rule's hold (3 bad
   polls) to the first GET /api/v1/tickets answer (polled every 50 ms, for that screen)
