@@ -84,8 +84,10 @@ def test_nulls_are_omitted_and_empty_points_dropped() -> None:
     assert lines[2].split(" ")[1] == "online=true,temp_c=60.0"
 
 
-# A formatter's kind, told by what it makes of True.
+# A formatter's kind, told by what it makes of True, and the plain way to write that kind.
 _KIND = {"true": "bool", "1i": "int", "1.0": "float", '"True"': "str"}
+_PLAIN = {"bool": lambda v: "true" if v else "false", "int": lambda v: f"{int(v)}i",
+          "float": lambda v: repr(float(v)), "str": lambda v: escape_str(str(v))}
 
 
 def _reference_section(doc: dict[str, Any], section: str, measurement: str) -> list[str]:
@@ -99,10 +101,7 @@ def _reference_section(doc: dict[str, Any], section: str, measurement: str) -> l
             value = cols[name][i] if name in cols else None
             if value is None:
                 continue
-            text = {"bool": lambda v: "true" if v else "false", "int": lambda v: f"{int(v)}i",
-                    "float": lambda v: repr(float(v)), "str": lambda v: escape_str(str(v)),
-                    }[_KIND[fmt(True)]](value)
-            fields.append(f"{name}={text}")
+            fields.append(f"{name}={_PLAIN[_KIND[fmt(True)]](value)}")
         if fields:
             out.append(f"{measurement},{measurement}={escape_tag(ident)},screen="
                        f"{escape_tag(doc['screen'])},site={escape_tag(doc['site'])} "

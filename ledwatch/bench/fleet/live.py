@@ -237,7 +237,8 @@ class LiveBench:
                                 min_rate=1.0, precision=0.1, max_probes=max_probes)  # fmt: skip
             # Kept for the confirmations: two of them and the drain of a failed one. A
             # probe costs itself and, if it fails, about as long again to drain.
-            reserve_s = 2 * live_s + max(30.0, live_s)
+            confirm_drain_s = max(30.0, live_s)  # the longest wait after a confirmation
+            reserve_s = 2 * live_s + confirm_drain_s
             while (rate := search.next_rate()) is not None:
                 if time.monotonic() - t_begin + 2 * probe_s + reserve_s > budget_s:
                     self.log("    live: time budget reached, probing stops")
@@ -264,12 +265,12 @@ class LiveBench:
                     result.rate = candidate
                     break
                 result.publisher_bound = st.publisher_bound
-                if not self.wait_drained(max(30.0, live_s)):
+                if not self.wait_drained(confirm_drain_s):
                     break
                 candidate *= 0.75
             if search.best is None and not result.note:
                 result.note = "no probed rate held"
-            if reference_rate > 0 and self.wait_drained(max(30.0, live_s)):
+            if reference_rate > 0 and self.wait_drained(confirm_drain_s):
                 st, result.reference = self._latency_step(reference_rate, reference_s)
                 self._say("reference", st)
             return result
