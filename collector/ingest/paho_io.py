@@ -9,17 +9,24 @@ receives 7,900 messages/s alone and 100/s beside one CPU-bound thread; reading f
 256 KB buffer, 2,800/s (docs/hot-path.md). The overrides below touch paho 2.x's
 socket layer only (`_sock_recv`, `loop_read`, `_packet_queue`, `_packet_write`); the
 MQTT state machine, and so acknowledgement order and semantics, stay paho's.
+
+paho also looks up per-topic callbacks for every message, and its matcher's recursive
+closure leaves a reference cycle (function, cells, the topic split) per lookup: the
+collector's main source of cyclic garbage, and so of the GC's pauses (docs/hot-path.md,
+item 12). The collector registers no per-topic callbacks, so the lookup is skipped while
+there are none (`_CycleFreeMatcher`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.client import PUBACK, MQTTErrorCode
+from paho.mqtt.matcher import MQTTMatcher
 
 READ_BUFFER_BYTES = 256 * 1024
 _MAX_MERGED_ACKS = 4096  # PUBACKs of 4 bytes: one send of at most 16 KB
@@ -35,6 +42,7 @@ class BufferedClient(mqtt.Client):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._quiet = threading.local()  # set while ack_many queues: no wake-up per ack
+        self._on_message_filtered = _CycleFreeMatcher()
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -101,6 +109,15 @@ class BufferedClient(mqtt.Client):
             out.appendleft({"command": PUBACK, "mid": 0, "qos": 1, "pos": 0,
                             "to_process": len(data), "packet": data, "info": None})
         return super()._packet_write()
+
+
+class _CycleFreeMatcher(MQTTMatcher):
+    """paho's matcher of `message_callback_add` filters, without the garbage while empty."""
+
+    def iter_match(self, topic: str) -> Iterator[Any]:
+        if not self._root._children:
+            return iter(())
+        return super().iter_match(topic)
 
 
 def _whole_puback(packet: Any) -> bool:

@@ -3,6 +3,7 @@ and delay nothing, and `ack_many` acknowledges exactly what it is given."""
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -12,6 +13,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -134,3 +136,54 @@ def test_a_lone_message_after_a_burst_is_not_held_in_the_buffer(mosquitto: Any) 
     assert [p for _, p, _, _ in r.got] == [p for _, p in small]
     # The last message came within a fraction of the 1 s select timeout of its PUBACK.
     assert r.got[-1][3] - sent < 0.5, r.got[-1][3] - sent
+
+
+def _cyclic_garbage_while_receiving(port: int, n: int, matcher: Any = None) -> tuple[int, int]:
+    """Unreachable objects the cyclic GC finds after `n` messages are received, with the
+    GC off meanwhile; and the messages received."""
+    topic = f"pahoio/{uuid.uuid4().hex[:8]}"
+    r = _Receiver(port, f"pahoio-{uuid.uuid4().hex[:8]}", topic)
+    if matcher is not None:
+        r.client._on_message_filtered = matcher
+    time.sleep(0.3)  # subscribed
+    gc.collect()
+    gc.disable()
+    try:
+        _publish(port, [(f"{topic}/x", b"%d" % i) for i in range(n)])
+        r.wait_for(n, 30)
+        found = gc.collect()
+    finally:
+        gc.enable()
+        r.close()
+    return found, len(r.got)
+
+
+@pytest.mark.timeout(60)
+def test_receiving_leaves_no_cyclic_garbage_per_message(mosquitto: Any) -> None:
+    """paho's per-topic callback lookup leaves a reference cycle per message (the GC's
+    pauses, docs/hot-path.md item 12); BufferedClient skips it while no filter is set.
+    The control runs paho's own matcher on the same traffic and must show the cycles."""
+    n = 2000
+    ours, got = _cyclic_garbage_while_receiving(mosquitto.port, n)
+    assert got == n
+    paho, got = _cyclic_garbage_while_receiving(mosquitto.port, n, MQTTMatcher())
+    assert got == n
+    assert paho >= 3 * n, paho  # the control: function, cells, topic parts per message
+    assert ours < n // 10, ours  # the rest (threads, the publisher) does not grow with n
+
+
+@pytest.mark.timeout(60)
+def test_per_topic_callbacks_still_match(mosquitto: Any) -> None:
+    topic = f"pahoio/{uuid.uuid4().hex[:8]}"
+    r = _Receiver(mosquitto.port, f"pahoio-{uuid.uuid4().hex[:8]}", topic)
+    filtered: list[str] = []
+    r.client.message_callback_add(f"{topic}/+/b", lambda c, u, m: filtered.append(m.topic))
+    time.sleep(0.3)
+    _publish(mosquitto.port, [(f"{topic}/1/a", b"a"), (f"{topic}/2/b", b"b")])
+    r.wait_for(1, 10)
+    deadline = time.monotonic() + 10
+    while not filtered and time.monotonic() < deadline:
+        time.sleep(0.05)
+    r.close()
+    assert filtered == [f"{topic}/2/b"]  # the filter's callback, not on_message
+    assert [t for t, _, _, _ in r.got] == [f"{topic}/1/a"]
