@@ -7,8 +7,9 @@ back from the ingest thread, which is busy decoding, can take the whole switch i
 (5 ms). Measured here (13.5 KB messages from a Mosquitto backlog): a bare paho client
 receives 7,900 messages/s alone and 100/s beside one CPU-bound thread; reading from a
 256 KB buffer, 2,800/s (docs/hot-path.md). The overrides below touch paho 2.x's
-socket layer only (`_sock_recv`, `loop_read`, `_packet_queue`, `_packet_write`); the
-MQTT state machine, and so acknowledgement order and semantics, stay paho's.
+socket layer (`_sock_recv`, `loop_read`, `_packet_queue`, `_packet_write`) and its
+callback matcher (`_on_message_filtered`, below); the MQTT state machine, and so
+acknowledgement order and semantics, stay paho's.
 
 paho also looks up per-topic callbacks for every message, and its matcher's recursive
 closure leaves a reference cycle (function, cells, the topic split) per lookup: the
