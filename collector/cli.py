@@ -70,7 +70,7 @@ GC_THRESHOLDS = (20_000, 10, 10)
 
 def freeze_startup_heap() -> None:
     """Moves what start-up left alive (modules, classes, settings, restored detection
-    state: ~150,000 objects) out of the GC's reach. A full collection then walks only
+    state) out of the GC's reach. A full collection then walks only
     what the running collector made (40-80 ms instead of ~140 ms here); each one stalls
     ingest and the API while it runs (fault -> ticket tail, docs/hot-path.md item 12).
     Collected first, so start-up's own garbage is not kept for good."""
