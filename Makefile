@@ -10,10 +10,11 @@ TYPED := ledwatch agent collector firmware_protocols scripts/services.py
 .PHONY: demo test lint services venv clean dist
 
 # Debian keeps `venv` in python3-venv, missing on a fresh machine: install it on demand.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py ledwatch/_columns.pyx collector/influx/_encode.pyx
 	$(PY) -m venv $(VENV) || { rm -rf $(VENV) && $(PY) scripts/services.py install-venv \
 		&& $(PY) -m venv $(VENV); }
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
+	-$(BIN)/python scripts/services.py install-compiler  # for setup.py's compiled parts
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
@@ -45,7 +46,7 @@ lint: $(STAMP)
 # docs/deploy.md). `build` runs the pyproject's backend in an isolated environment.
 dist: $(STAMP)
 	rm -rf dist build
-	$(BIN)/python -m build --outdir dist .
+	LEDWATCH_PURE_WHEEL=1 $(BIN)/python -m build --outdir dist .
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -926,6 +926,24 @@ def install_venv_support() -> int:
         return 1
 
 
+def install_compiler() -> int:
+    """The collector's compiled parts (setup.py) need a C compiler and this Python's
+    headers; a fresh Debian may have neither. Nothing is done when both are there."""
+    import sysconfig
+
+    header = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    missing = [pkg for pkg, ok in (("gcc", shutil.which("cc") or shutil.which("gcc")),
+                                   ("python3-dev", header.is_file())) if not ok]
+    if not missing:
+        return 0
+    print(f"services: for the compiled parts, installing {' '.join(missing)}")
+    try:
+        return apt_install(missing)
+    except subprocess.CalledProcessError as exc:  # the install goes on, pure Python
+        print(f"services: {exc}")
+        return 1
+
+
 def _serve(names: list[str]) -> int:
     """Start services in the foreground for manual poking; Ctrl-C stops them."""
     import tempfile
@@ -962,6 +980,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("install", help="apt-get install the servers the tests need, if missing")
     sub.add_parser("install-venv", help="apt-get install python3-venv (for `make venv`)")
+    sub.add_parser("install-compiler",
+                   help="apt-get install gcc / python3-dev if missing (for `make venv`)")
     sub.add_parser("check", help="exit 1 if a needed command is missing")
     serve = sub.add_parser("serve", help="run servers in the foreground until Ctrl-C")
     serve.add_argument("names", nargs="*", default=["mosquitto", "victoria", "influxdb1"],
@@ -972,6 +992,8 @@ def main(argv: list[str] | None = None) -> int:
         return install()
     if args.cmd == "install-venv":
         return install_venv_support()
+    if args.cmd == "install-compiler":
+        return install_compiler()
     if args.cmd == "check":
         missing = missing_binaries()
         print("missing: " + ", ".join(missing) if missing else "all present")

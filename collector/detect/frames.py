@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from collector.detect.rules import Section, readings
+from ledwatch.compiled import columns as _columns
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -126,11 +127,24 @@ def _section(docs: list[Mapping[str, Any]], key: str, names: tuple[str, ...], n:
         if absent:  # the reading comes and goes between polls
             for i, col in enumerate(cols):
                 if col is not None:
-                    out[i, r] = np.fromiter(col, np.float64, n)
+                    _fill(out[i : i + 1, r], [col], n)
             continue
         # Every column has N elements (validate_telemetry); None converts to NaN.
-        out[:, r] = np.fromiter(chain.from_iterable(cols), np.float64, t * n).reshape(t, n)
+        _fill(out[:, r], cols, n)
     return out
+
+
+def _fill_numpy(out: FloatArray, cols: list[Any], n: int) -> None:
+    out[:] = np.fromiter(chain.from_iterable(cols), np.float64, len(cols) * n).reshape(-1, n)
+
+
+def _fill_c(out: FloatArray, cols: list[Any], n: int) -> None:
+    assert _columns is not None
+    _columns.to_doubles(cols, out)
+
+
+# One C loop (ledwatch/_columns.pyx) where the install built it, numpy's fromiter if not.
+_fill = _fill_numpy if _columns is None else _fill_c
 
 
 def _positions(cards: Mapping[str, list[Any]], ids: tuple[str, ...]) -> tuple[IntArray, IntArray]:

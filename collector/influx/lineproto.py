@@ -1,7 +1,9 @@
 """Telemetry snapshot -> InfluxDB line protocol (DESIGN.md "InfluxDB"); pure and hot.
 
 Plain string building: a `Point` object costs ~17 us, this costs ~1 us per point
-(measured in tests/collector/test_lineproto.py::test_speed). Rules that keep the stored
+(measured in tests/collector/test_lineproto.py::test_speed); where the install built
+collector/influx/_encode.pyx, the cards' and PSUs' lines (most of a snapshot) are
+written in C from the same cached texts, ~2x faster, and the Python code is its fallback. Rules that keep the stored
 data queryable across InfluxDB 1.x/2.x/3.x and VictoriaMetrics:
 
 * timestamp = the snapshot's `ts` in ms (write with precision ms), so a re-delivered
@@ -20,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from itertools import repeat
 from typing import Any, Protocol
+
+from ledwatch.compiled import encode as _encode
 
 # InfluxDB 1.x keeps `\\` in a tag as two backslashes and refuses a tag that ends in one,
 # while VictoriaMetrics unescapes both: no spelling of a backslash reads back the same
@@ -158,6 +162,8 @@ def _column_lines(
     `map` over the field cache); only a new reading or a null takes the Python loop.
     """
     ids = cols["id"]
+    if _encode is not None:
+        return _column_lines_c(measurement, tag_key, tail_tags, cols, spec, ts_suffix)
     n = len(ids)
     columns: list[list[str | None]] = []
     has_null = False
@@ -192,6 +198,39 @@ def _column_lines(
     parts: list[Iterable[str | None]] = [heads, *columns]  # no None on this path
     parts.append(repeat(ts_suffix))  # endless; zip stops at the heads, which come first
     return list(map("".join, zip(*parts, strict=False)))
+
+
+_C_CACHES: dict[tuple[str, Any], Any] = {}  # (key, formatter) -> _encode.FieldCache
+
+
+def _column_lines_c(
+    measurement: str,
+    tag_key: str,
+    tail_tags: str,
+    cols: Mapping[str, list[Any]],
+    spec: tuple[tuple[str, Formatter], ...],
+    ts_suffix: str,
+) -> list[str]:
+    """`_column_lines` in C (collector/influx/_encode.pyx): the same texts, cached by
+    each reading's double instead of a dict of floats, each line written in one go."""
+    assert _encode is not None
+    present: list[list[Any]] = []
+    caches = []
+    for name, fmt in spec:
+        col = cols.get(name)
+        if col is None:
+            continue
+        key = f",{name}=" if present else f"{name}="  # the first column has no comma
+        cache = _C_CACHES.get((key, fmt))
+        if cache is None:
+            cache = _C_CACHES[(key, fmt)] = _encode.FieldCache(
+                lambda v, key=key, fmt=fmt: key + fmt(v), _FIELD_CACHE_MAX)
+        present.append(col)
+        caches.append(cache)
+    if not present:
+        return []
+    heads = _heads(measurement, tag_key, tail_tags, cols["id"])
+    return _encode.lines(heads, caches, present, ts_suffix)
 
 
 # Each screen sends the same cards and PSUs poll after poll: the start of their lines

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import orjson
 import pytest
@@ -14,6 +15,7 @@ from datapath_helpers import make_snapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collector.influx import lineproto
 from collector.influx.lineproto import (
     CARD_FIELDS,
     PSU_FIELDS,
@@ -134,20 +136,51 @@ def _columns(draw: Any, spec: tuple[tuple[str, Any], ...], n: int) -> dict[str, 
     return cols
 
 
+@pytest.mark.parametrize("path", ["c", "python"])
 @settings(max_examples=300, deadline=None)
-@given(st.data(), st.integers(1, 6))
-def test_fast_paths_match_a_row_by_row_encoder(data: st.DataObject, n: int) -> None:
+@given(data=st.data(), n=st.integers(1, 6))
+def test_fast_paths_match_a_row_by_row_encoder(path: str, data: st.DataObject, n: int) -> None:
     """The column-wise paths (a reading equal everywhere, all seen before, new or null,
     the first column null in some rows, commas cached with the fields) write exactly
-    the lines a plain row-by-row encoder writes, whatever the caches hold already."""
+    the lines a plain row-by-row encoder writes, whatever the caches hold already: in C
+    (collector/influx/_encode.pyx, built by the install) and in Python, its fallback."""
+    assert lineproto._encode is not None, "collector.influx._encode missing: no C compiler?"
     doc = make_snapshot(n_cards=n)
     doc["cards"] = {"id": [f"c {i}" for i in range(n)], **data.draw(_columns(CARD_FIELDS, n))}
     doc["psus"] = {"id": [f"p{i}" for i in range(n)], **data.draw(_columns(PSU_FIELDS, n))}
-    lines = snapshot_lines(doc)
+    with patch.object(lineproto, "_encode", lineproto._encode if path == "c" else None):
+        lines = snapshot_lines(doc)
     assert [ln for ln in lines if ln.startswith("card,")] == _reference_section(
         doc, "cards", "card")
     assert [ln for ln in lines if ln.startswith("psu,")] == _reference_section(
         doc, "psus", "psu")
+
+
+def test_the_c_cache_starts_again_past_its_bound_and_keeps_what_a_double_cannot_hold(
+) -> None:
+    from collector.influx import _encode
+
+    made: list[object] = []
+
+    def make(v: object) -> str:
+        made.append(v)
+        return f",x={v}"
+
+    cache = _encode.FieldCache(make, 50)
+    heads = [f"m,k={i} " for i in range(40)]
+    big = [2**60 + i for i in range(40)]  # not exactly a double: a dict of its own
+    for rnd in range(3):
+        col = [float(rnd * 40 + i) for i in range(40)]
+        got = _encode.lines(heads, [cache, cache], [col, big], " 1")
+        assert got == [f"m,k={i} x={col[i]},x={big[i]} 1" for i in range(40)]
+        assert len(cache) <= 80  # at most one call's worth past the bound of 50
+    assert len(made) == 40 * 3 + 40 * 3  # the bound of 50 made it start again each time
+    assert _encode.lines(heads[:2], [cache], [[None, None]], " 1") == []  # no reading
+    wide = ["m,k=Zürich ", "m,k=東京 "]  # lines past ASCII take the general copy
+    assert _encode.lines(wide, [cache, cache], [[1.5, None], ["ü", 2.5]], " 1") == [
+        "m,k=Zürich x=1.5,x=ü 1", "m,k=東京 x=2.5 1"]
+    with pytest.raises(ValueError):
+        _encode.lines(heads, [cache], [[1.0]], " 1")
 
 
 def test_ticket_line() -> None:
