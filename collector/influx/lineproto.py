@@ -3,8 +3,9 @@
 Plain string building: a `Point` object costs ~17 us, this costs ~1 us per point
 (measured in tests/collector/test_lineproto.py::test_speed); where the install built
 collector/influx/_encode.pyx, the cards' and PSUs' lines (most of a snapshot) are
-written in C from the same cached texts, ~2x faster, and the Python code is its fallback. Rules that keep the stored
-data queryable across InfluxDB 1.x/2.x/3.x and VictoriaMetrics:
+written in C from the same cached texts, ~2x faster, and the Python code is its
+fallback. Rules that keep the stored data queryable across InfluxDB 1.x/2.x/3.x and
+VictoriaMetrics:
 
 * timestamp = the snapshot's `ts` in ms (write with precision ms), so a re-delivered
   snapshot overwrites itself;
