@@ -100,26 +100,37 @@ cdef class FieldCache:
         PyMem_Free(texts)
 
     cdef PyObject* number(self, double v, object value) except NULL:
-        """The text for a reading whose value is the double v (borrowed: the cache
-        holds it until the next `_restart_if_full`)."""
+        """The text for a reading whose value is the double v (borrowed: the caller
+        takes its own reference before running any Python code)."""
         cdef uint64_t bits
         memcpy(&bits, &v, sizeof(double))
-        cdef Py_ssize_t slot = <Py_ssize_t>(_mix(bits) & <uint64_t>self.mask)
-        while self.texts[slot] != NULL:
-            if self.keys[slot] == bits:
-                return self.texts[slot]
-            slot = (slot + 1) & self.mask
-        text = self.make(value)
+        cdef PyObject* found = self._find(bits)
+        if found != NULL:
+            return found
+        text = self.make(value)  # Python code: another thread may fill or restart us
         if type(text) is not str:
             raise TypeError("make must return a str")
+        found = self._find(bits)  # so probe the tables again, as they are now
+        if found != NULL:
+            return found
+        cdef Py_ssize_t slot = <Py_ssize_t>(_mix(bits) & <uint64_t>self.mask)
+        while self.texts[slot] != NULL:
+            slot = (slot + 1) & self.mask
         Py_INCREF(text)
         self.keys[slot] = bits
         self.texts[slot] = <PyObject*>text
         self.used += 1
         if self.used * 2 > self.mask + 1:
-            self._grow()
-            return self.number(v, value)
+            self._grow()  # the reference moves with the entry
         return <PyObject*>text
+
+    cdef inline PyObject* _find(self, uint64_t bits) noexcept:
+        cdef Py_ssize_t slot = <Py_ssize_t>(_mix(bits) & <uint64_t>self.mask)
+        while self.texts[slot] != NULL:
+            if self.keys[slot] == bits:
+                return self.texts[slot]
+            slot = (slot + 1) & self.mask
+        return NULL
 
     cdef PyObject* anything(self, object value) except NULL:
         text = self.other.get(value)
@@ -150,15 +161,18 @@ def lines(list heads, list caches, list cols, str ts_suffix):
         if len(<list>cols[j]) != n:
             raise ValueError("a column's length is not the heads'")
         (<FieldCache>caches[j])._restart_if_full()
-    # Borrowed: the heads list, the caches (no restart until the next call) and the
-    # suffix hold every piece for as long as this call runs.
+    # The heads list and the suffix hold their pieces for the whole call; a cached text
+    # is held by the row (another thread's call may restart a shared cache meanwhile,
+    # while a formatter runs Python code).
     cdef PyObject** pieces = <PyObject**>PyMem_Malloc((m + 2) * sizeof(PyObject*))
+    cdef Py_ssize_t held = 1  # pieces[1:held] are references of this row's
     if pieces == NULL:
         raise MemoryError()
     try:
         for i in range(n):
             pieces[0] = <PyObject*>heads[i]
             k = 1
+            held = 1
             for j in range(m):
                 x = (<list>cols[j])[i]
                 if x is None:
@@ -176,8 +190,10 @@ def lines(list heads, list caches, list cols, str ts_suffix):
                         piece = cache.number(<double>iv, x)
                 else:
                     piece = cache.anything(x)
+                Py_INCREF(<object>piece)
                 pieces[k] = piece
                 k += 1
+                held = k
             if k == 1:
                 continue
             pieces[k] = <PyObject*>ts_suffix
@@ -214,6 +230,11 @@ def lines(list heads, list caches, list cols, str ts_suffix):
                         PyUnicode_CopyCharacters(line, pos, <object>pieces[j], 0, length)
                         pos += length
             out.append(line)
+            for j in range(1, held):
+                Py_XDECREF(pieces[j])
+            held = 1
     finally:
+        for j in range(1, held):
+            Py_XDECREF(pieces[j])
         PyMem_Free(pieces)
     return out

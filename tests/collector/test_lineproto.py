@@ -183,6 +183,37 @@ def test_the_c_cache_starts_again_past_its_bound_and_keeps_what_a_double_cannot_
         _encode.lines(heads, [cache], [[1.0]], " 1")
 
 
+def test_the_c_cache_is_safe_to_share_between_threads() -> None:
+    # Several collectors in one process share the module's caches. A formatter runs
+    # Python code, so another thread can fill, grow or restart a cache meanwhile: each
+    # line must still be right (and nothing freed while in use: a crash otherwise).
+    import threading
+
+    from collector.influx import _encode
+
+    def make(v: object) -> str:
+        time.sleep(0)  # let the other threads in, mid-lookup
+        return f",x={v}"
+
+    cache = _encode.FieldCache(make, 64)  # tiny: restarts all the time
+    heads = [f"m,k={i} " for i in range(50)]
+    errors: list[str] = []
+
+    def work(seed: int) -> None:
+        for rnd in range(60):
+            col = [float((seed * 7 + rnd * 13 + i) % 300) for i in range(50)]
+            got = _encode.lines(heads, [cache], [col], " 1")
+            if got != [f"m,k={i} x={col[i]} 1" for i in range(50)]:
+                errors.append(f"thread {seed} round {rnd}")
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
 def test_ticket_line() -> None:
     @dataclass
     class Change:
