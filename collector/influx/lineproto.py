@@ -147,7 +147,19 @@ def _flat_fields(obj: Mapping[str, Any], spec: tuple[tuple[str, Formatter], ...]
     return ",".join(f"{name}={fmt(v)}" for name, fmt in spec if (v := obj.get(name)) is not None)
 
 
-def _column_lines(
+def _present(cols: Mapping[str, list[Any]], spec: tuple[tuple[str, Formatter], ...]
+             ) -> list[tuple[str, Formatter, list[Any]]]:
+    """(key, formatter, column) of each field the section carries, in line order; the
+    key is the text before the value, with the comma for all but the first."""
+    out: list[tuple[str, Formatter, list[Any]]] = []
+    for name, fmt in spec:
+        col = cols.get(name)
+        if col is not None:
+            out.append((f",{name}=" if out else f"{name}=", fmt, col))
+    return out
+
+
+def _column_lines_py(
     measurement: str,
     tag_key: str,
     tail_tags: str,
@@ -163,16 +175,10 @@ def _column_lines(
     `map` over the field cache); only a new reading or a null takes the Python loop.
     """
     ids = cols["id"]
-    if _encode is not None:
-        return _column_lines_c(measurement, tag_key, tail_tags, cols, spec, ts_suffix)
     n = len(ids)
     columns: list[list[str | None]] = []
     has_null = False
-    for name, fmt in spec:
-        col = cols.get(name)
-        if col is None:
-            continue
-        key = f",{name}=" if columns else f"{name}="  # the first column has no comma
+    for key, fmt, col in _present(cols, spec):
         cache = _field_cache(key, fmt)
         first = col[0] if n else None
         if first is not None and col[-1] == first and col.count(first) == n:
@@ -212,26 +218,25 @@ def _column_lines_c(
     spec: tuple[tuple[str, Formatter], ...],
     ts_suffix: str,
 ) -> list[str]:
-    """`_column_lines` in C (collector/influx/_encode.pyx): the same texts, cached by
+    """`_column_lines_py` in C (collector/influx/_encode.pyx): the same texts, cached by
     each reading's double instead of a dict of floats, each line written in one go."""
     assert _encode is not None
-    present: list[list[Any]] = []
+    present = _present(cols, spec)
+    if not present:
+        return []
     caches = []
-    for name, fmt in spec:
-        col = cols.get(name)
-        if col is None:
-            continue
-        key = f",{name}=" if present else f"{name}="  # the first column has no comma
+    for key, fmt, _ in present:
         cache = _C_CACHES.get((key, fmt))
         if cache is None:
             cache = _C_CACHES[(key, fmt)] = _encode.FieldCache(
                 lambda v, key=key, fmt=fmt: key + fmt(v), _FIELD_CACHE_MAX)
-        present.append(col)
         caches.append(cache)
-    if not present:
-        return []
     heads = _heads(measurement, tag_key, tail_tags, cols["id"])
-    return _encode.lines(heads, caches, present, ts_suffix)
+    return _encode.lines(heads, caches, [col for _, _, col in present], ts_suffix)
+
+
+# In C where the install built it (chosen once here; the tests hold both paths).
+_column_lines = _column_lines_py if _encode is None else _column_lines_c
 
 
 # Each screen sends the same cards and PSUs poll after poll: the start of their lines

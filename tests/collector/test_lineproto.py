@@ -148,7 +148,8 @@ def test_fast_paths_match_a_row_by_row_encoder(path: str, data: st.DataObject, n
     doc = make_snapshot(n_cards=n)
     doc["cards"] = {"id": [f"c {i}" for i in range(n)], **data.draw(_columns(CARD_FIELDS, n))}
     doc["psus"] = {"id": [f"p{i}" for i in range(n)], **data.draw(_columns(PSU_FIELDS, n))}
-    with patch.object(lineproto, "_encode", lineproto._encode if path == "c" else None):
+    encoder = lineproto._column_lines_c if path == "c" else lineproto._column_lines_py
+    with patch.object(lineproto, "_column_lines", encoder):
         lines = snapshot_lines(doc)
     assert [ln for ln in lines if ln.startswith("card,")] == _reference_section(
         doc, "cards", "card")
