@@ -391,6 +391,39 @@ def test_command_line_names_the_flags_that_differ() -> None:
         _args(["--db-cpus", "9999"])
 
 
+def test_influx_settings_reach_the_collectors_config(tmp_path: Path) -> None:
+    """--influx KEY=VALUE: the line lands in every collector's [influx], the collector's
+    own settings check it, and the printed command line gives it back as typed."""
+    from types import SimpleNamespace
+
+    from collector.settings import load_settings
+    from ledwatch.bench.fleet.collectors import config_text
+    from ledwatch.errors import ConfigError
+
+    args = _args(["--output", "v2", "--influx", "max_in_flight=2", "--influx", "retry_max_s = 7.5"])
+    assert args.influx == ["max_in_flight = 2", "retry_max_s = 7.5"]
+    assert runner.command_line(args) == \
+        "ledwatch bench fleet --output v2 --influx max_in_flight=2 --influx retry_max_s=7.5"
+    for bad in ("max_in_flight", "=2", "max in flight=2", "max_in_flight=two"):
+        with pytest.raises(SystemExit):
+            _args(["--influx", bad])
+    stack: Any = SimpleNamespace(output="v2", db_url="http://127.0.0.1:1",
+                                 broker=SimpleNamespace(host="127.0.0.1", port=1))
+
+    def settings(extra: list[str]) -> Any:
+        path = tmp_path / "collector.toml"
+        path.write_text(config_text(
+            stack, client_id="c", share_group="g", api_port=1, workdir=tmp_path,
+            database_url="postgresql://127.0.0.1/x",
+            influx_extra="".join(line + "\n" for line in extra)))
+        return load_settings(path)
+
+    influx = settings(args.influx).influx
+    assert (influx.max_in_flight, influx.retry_max_s) == (2, 7.5)
+    with pytest.raises(ConfigError, match=r"influx\.max_in_flite: unknown option"):
+        settings(_args(["--influx", "max_in_flite=2"]).influx)
+
+
 def test_bad_flags_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["fleet", "--collectors", "2,4"])

@@ -132,12 +132,14 @@ def _all(procs: list[CollectorProc], fn: Callable[[CollectorProc], None]) -> Non
 def run_drain(stack: Stack, client: FleetClient, fleet: Fleet, *, n: int, end_ms: int,
               k: int, name: str, workdir: Path, timeout_s: float,
               before_stop: Callable[[list[CollectorProc]], None] | None = None,
-              log: Callable[[str], None] = print) -> DrainResult:  # fmt: skip
+              log: Callable[[str], None] = print,
+              influx_extra: str = "") -> DrainResult:  # fmt: skip
     """One drain of `n` snapshots (the fleet's backlog ending at `end_ms`) by `k` collectors."""
     db_url = stack.ticket_db_url(f"tickets_{name.replace('-', '_')}")
     names = [f"{name}-c{i}" for i in range(k)]
     members = tuple(member_id(n) for n in names) if k > 1 else ()
-    procs = [CollectorProc(stack, workdir, n, f"g-{name}", db_url, members) for n in names]
+    procs = [CollectorProc(stack, workdir, n, f"g-{name}", db_url, members, influx_extra)
+             for n in names]
     try:
         _all(procs, CollectorProc.spawn)
         _all(procs, CollectorProc.wait_up)

@@ -141,12 +141,13 @@ class TicketWatcher:
 class LiveBench:
     def __init__(self, stack: Stack, client: FleetClient, fleet: Fleet, workdir: Path, *,
                  fault_polls: int, fault_every_s: float, seed: int,
-                 log: Callable[[str], None] = print) -> None:  # fmt: skip
+                 log: Callable[[str], None] = print, influx_extra: str = "") -> None:  # fmt: skip
         self.stack, self.client, self.fleet, self.log = stack, client, fleet, log
         self.fault_polls, self.fault_every_s = fault_polls, fault_every_s
         self.rng = random.Random(seed)
         self.proc = CollectorProc(stack, workdir, "live", "g-live",
-                                  stack.ticket_db_url("tickets_live"))  # fmt: skip
+                                  stack.ticket_db_url("tickets_live"),
+                                  influx_extra=influx_extra)  # fmt: skip
         self.paced = Paced(client, fleet)
 
     def _stored(self, s: Sample) -> float:

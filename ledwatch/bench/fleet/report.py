@@ -410,6 +410,9 @@ speed: every core the collector takes is one the server does not get at the ceil
 (docs/hot-path.md has the arithmetic). `--db-cpus 0` keeps the server on CPU 0 and
 everything else (broker, collectors, plain writers, Node-RED) on the others, for the
 ceiling and the drains alike, as when the two run on separate machines.
+`--influx KEY=VALUE` (repeatable) adds a setting to every collector's `[influx]` table,
+e.g. `--influx max_in_flight=8`, for A/B runs of the collector's own knobs; the value is
+TOML and the collector's settings check it at start, as they would in a user's file.
 
 """
 

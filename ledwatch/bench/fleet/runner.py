@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +67,19 @@ def _cpus(text: str) -> frozenset[int]:
     return cpus
 
 
+def _setting(text: str) -> str:
+    """`key=value`, the value a TOML literal: one line of the collectors' `[influx]`."""
+    key, eq, value = text.partition("=")
+    try:
+        if not eq or not key.strip().isidentifier():
+            raise ValueError
+        tomllib.loads(f"{key.strip()} = {value.strip()}")
+    except (ValueError, tomllib.TOMLDecodeError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: key=value with a TOML value, e.g. max_in_flight=2") from None
+    return f"{key.strip()} = {value.strip()}"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     f = p.add_argument_group("the fleet")
     f.add_argument("--output", choices=("v1", "v2"), default="v1",
@@ -108,6 +122,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "else to the others, for the ceiling and the drains alike: the "
                         "collector's speed when it does not share the server's cores, "
                         "as on separate machines (default: all share all)")
+    m.add_argument("--influx", type=_setting, action="append", default=[], metavar="KEY=VALUE",
+                   help="a setting of the collectors' [influx] table, e.g. max_in_flight=2 "
+                        "(repeatable; collector/settings.py checks it at start)")
     m.add_argument("--fault-polls", type=int, default=3,
                    help="bad polls the collector's module_fault rule holds for (its default 3)")
     n = p.add_argument_group("Node-RED")
@@ -159,6 +176,7 @@ class Run:
             snapshots=args.snapshots, points_per_snapshot=self.pps, repeat=args.repeat,
             live_s=args.live_s)  # fmt: skip
         self.drain_timeout_s = 120.0 + args.snapshots * self.pps / 2000
+        self.influx_extra = "".join(line + "\n" for line in args.influx)
 
     def say(self, text: str) -> None:
         print(text, flush=True)
@@ -209,7 +227,7 @@ class Run:
         self.say(f"  drain, {k} collector(s) [{label}]:")
         r = run_drain(self.stack, self.client, fleet, n=self.args.snapshots, end_ms=end, k=k,
                       name=label, workdir=self.workdir, timeout_s=self.drain_timeout_s,
-                      before_stop=hook, log=self.say)  # fmt: skip
+                      before_stop=hook, log=self.say, influx_extra=self.influx_extra)  # fmt: skip
         self.res.drains.setdefault(k, []).append(r)
         t = r.tickets
         cpu = r.cpu_ms_per_1000
@@ -274,7 +292,7 @@ class Run:
         fleet = Fleet(self.spec, a.site)
         bench = LiveBench(self.stack, self.client, fleet, self.workdir,
                           fault_polls=a.fault_polls, fault_every_s=a.fault_every_s,
-                          seed=a.seed, log=self.say)  # fmt: skip
+                          seed=a.seed, log=self.say, influx_extra=self.influx_extra)  # fmt: skip
         # A live inflow is judged in smaller batches than a backlog, so it holds less than
         # the drain rate: probes above 1.25 x of it only spend the budget.
         self.res.live = bench.run(start=est / 2, max_rate=est * 1.25, probe_s=probe_s,
@@ -428,6 +446,9 @@ def command_line(args: argparse.Namespace) -> str:
         flag = action.option_strings[0]
         if isinstance(action, argparse._StoreTrueAction):
             words.append(flag)
+        elif isinstance(action, argparse._AppendAction):
+            for item in value or ():
+                words += [flag, item.replace(" = ", "=")]
         elif isinstance(value, list | frozenset):
             words += [flag, ",".join(str(v) for v in sorted(value))]
         else:
