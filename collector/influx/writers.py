@@ -55,10 +55,12 @@ def _status_error(status: int, body: str, where: str) -> WriteError:
 
 
 def _once(body: bytes) -> Iterator[bytes]:
-    """The body as a one-shot stream (sent in one piece: the Content-Length is given).
+    """The body as a one-shot stream (the Content-Length is given), its last newline
+    sent apart rather than appended: that would copy the 1-2 MB body once more.
     httpcore leaves every request in a reference cycle that only the cyclic GC frees;
     passed as bytes, the body would live on in it (1-2 MB a write) until then."""
     yield body
+    yield b"\n"
 
 
 class _HttpWriter:
@@ -88,8 +90,8 @@ class _HttpWriter:
             return
         if self._http is None:
             raise WriteError(f"{self.url}: write() before connect()", retryable=False)
-        body = ("\n".join(lines) + "\n").encode()
-        headers = {**self._headers, "Content-Length": str(len(body))}
+        body = "\n".join(lines).encode()
+        headers = {**self._headers, "Content-Length": str(len(body) + 1)}
         try:
             resp = self._http.post(self.path, params=self._params, content=_once(body),
                                    headers=headers)
