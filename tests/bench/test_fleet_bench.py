@@ -404,7 +404,7 @@ def test_influx_settings_reach_the_collectors_config(tmp_path: Path) -> None:
     assert args.influx == ["max_in_flight = 2", "retry_max_s = 7.5"]
     assert runner.command_line(args) == \
         "ledwatch bench fleet --output v2 --influx max_in_flight=2 --influx retry_max_s=7.5"
-    for bad in ("max_in_flight", "=2", "max in flight=2", "max_in_flight=two"):
+    for bad in ("max_in_flight", "=2", "max in flight=2", "max_in_flight=two", "url=\"x\""):
         with pytest.raises(SystemExit):
             _args(["--influx", bad])
     stack: Any = SimpleNamespace(output="v2", db_url="http://127.0.0.1:1",
@@ -430,6 +430,9 @@ def test_bad_flags_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert "must include 1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["fleet", "--screens", "0"])
+    with pytest.raises(SystemExit):
+        main(["fleet", "--influx", "max_in_flight=2", "--influx", "max_in_flight=8"])
+    assert "each key once" in capsys.readouterr().err
 
 
 def test_timeline_windows_are_disjoint_and_past() -> None:

@@ -67,17 +67,27 @@ def _cpus(text: str) -> frozenset[int]:
     return cpus
 
 
+# What the bench writes into every collector's [influx] itself (collectors.py config_text):
+# the server it started and how to log in to it.
+_BENCH_INFLUX_KEYS = frozenset({
+    "output", "url", "org", "bucket", "token_file", "token_env", "database", "username",
+    "password_file", "password_env"})  # fmt: skip
+
+
 def _setting(text: str) -> str:
     """`key=value`, the value a TOML literal: one line of the collectors' `[influx]`."""
-    key, eq, value = text.partition("=")
+    key, eq, value = (part.strip() for part in text.partition("="))
     try:
-        if not eq or not key.strip().isidentifier():
+        if not eq or not key.isidentifier():
             raise ValueError
-        tomllib.loads(f"{key.strip()} = {value.strip()}")
+        tomllib.loads(f"{key} = {value}")
     except (ValueError, tomllib.TOMLDecodeError):
         raise argparse.ArgumentTypeError(
             f"{text!r}: key=value with a TOML value, e.g. max_in_flight=2") from None
-    return f"{key.strip()} = {value.strip()}"
+    if key in _BENCH_INFLUX_KEYS:
+        raise argparse.ArgumentTypeError(
+            f"{key!r} is the bench's own (the server it started): choose it with --output")
+    return f"{key} = {value}"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -341,6 +351,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("--latency-rate must be >= 0 (0 skips it)")
     if 1 not in args.collectors:
         parser.error("--collectors must include 1 (the baseline of the ratios)")
+    influx_keys = [line.partition(" = ")[0] for line in args.influx]
+    if len(set(influx_keys)) < len(influx_keys):
+        parser.error("--influx: each key once (" + ", ".join(sorted(influx_keys)) + ")")
     if args.snapshots < args.screens * (args.fault_polls + 1):
         print(f"fleet: note: {args.snapshots} snapshots over {args.screens} screens is fewer "
               f"than {args.fault_polls + 1} polls a screen: the injected faults cannot all "
