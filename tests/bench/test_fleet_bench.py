@@ -420,6 +420,8 @@ def test_influx_settings_reach_the_collectors_config(tmp_path: Path) -> None:
 
     influx = settings(args.influx).influx
     assert (influx.max_in_flight, influx.retry_max_s) == (2, 7.5)
+    assert runner.command_line(_args(["--influx", 'x="a = b"'])) == \
+        "ledwatch bench fleet --influx 'x=\"a = b\"'"  # only the key's '=' is the flag's
     with pytest.raises(ConfigError, match=r"influx\.max_in_flite: unknown option"):
         settings(_args(["--influx", "max_in_flite=2"]).influx)
 

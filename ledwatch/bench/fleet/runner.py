@@ -68,7 +68,8 @@ def _cpus(text: str) -> frozenset[int]:
 
 
 # What the bench writes into every collector's [influx] itself (collectors.py config_text):
-# the server it started and how to log in to it.
+# the server it started and how to log in to it, and the login's alternatives (an *_env
+# beside the bench's *_file is refused by the collector as "not both").
 _BENCH_INFLUX_KEYS = frozenset({
     "output", "url", "org", "bucket", "token_file", "token_env", "database", "username",
     "password_file", "password_env"})  # fmt: skip
@@ -461,7 +462,7 @@ def command_line(args: argparse.Namespace) -> str:
             words.append(flag)
         elif isinstance(action, argparse._AppendAction):
             for item in value or ():
-                words += [flag, item.replace(" = ", "=")]
+                words += [flag, item.replace(" = ", "=", 1)]  # as _setting wrote it
         elif isinstance(value, list | frozenset):
             words += [flag, ",".join(str(v) for v in sorted(value))]
         else:
