@@ -97,8 +97,8 @@ class InfluxSettings(_Section):
     max_pending: int = Field(default=10_000, ge=1, le=65_535)
     # Batches written at once: the next is encoded while the server stores the previous.
     # 8, not 4: a slot stays taken until its batch's turn to be acked, so one slow write
-    # idles the others; the drain rose ~0.7 -> ~0.82 x the server's ceiling on both
-    # outputs here (docs/hot-path.md, item 14).
+    # idles the others; the drain rose ~0.70 -> ~0.82 x the server's ceiling on v2 and
+    # ~0.75 -> ~0.85 on v1 here (docs/hot-path.md, item 14).
     max_in_flight: int = Field(default=8, ge=1, le=64)
     # From a backlog, this many write batches are taken and judged together: detection
     # costs ~1.6 ms per 1,000 points judged one batch at a time, ~0.57 in 4-batch intakes,

@@ -32,6 +32,7 @@ STORE_TOPIC = "$SYS/broker/store/messages/count"
 # ("Message queue full"): a tiny fleet's live probes outrun the broker by that much.
 # Waiting here instead puts the publisher behind its schedule, which the live step reports.
 MAX_UNACKED = 20_000
+UNACKED_WAIT_S = 60.0  # a broker that acknowledges nothing for this long ends the run
 
 
 class FleetClient:
@@ -79,8 +80,8 @@ class FleetClient:
             self.broker_store_max = max(self.broker_store_max, value)
 
     def publish(self, topic: str, payload: bytes) -> None:
-        while self.published - self.acked >= MAX_UNACKED:
-            time.sleep(0.001)
+        if self.published - self.acked >= MAX_UNACKED:
+            self.wait_acked(self.published - MAX_UNACKED + 1, UNACKED_WAIT_S)
         self.published += 1
         info = self.client.publish(topic, payload, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
