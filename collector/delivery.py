@@ -32,6 +32,7 @@ from enum import StrEnum
 from typing import Any
 
 StreamKey = tuple[str, str, str]  # (site, screen, agent)
+StreamSeq = tuple[str, str, str, int]  # (site, screen, agent, seq) of one snapshot
 
 DEFAULT_MAX_GAPS = 1000
 DEFAULT_MAX_STREAMS = 100_000
@@ -206,9 +207,13 @@ class DeliveryTracker:
 
     def record_docs(self, docs: Iterable[Mapping[str, Any]]) -> None:
         """Record the seqs of validated telemetry documents (one lock for a batch)."""
+        self.record_seqs((d["site"], d["screen"], d["agent"], d["seq"]) for d in docs)
+
+    def record_seqs(self, seqs: Iterable[StreamSeq]) -> None:
+        """Record (site, screen, agent, seq) of stored telemetry (one lock for a batch)."""
         with self._lock:
-            for doc in docs:
-                self._record((doc["site"], doc["screen"], doc["agent"]), int(doc["seq"]))
+            for site, screen, agent, seq in seqs:
+                self._record((site, screen, agent), int(seq))
 
     def _record(self, key: StreamKey, seq: int) -> Outcome | None:
         stream = self._streams.get(key)

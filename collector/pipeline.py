@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.delivery import StreamSeq
 from collector.influx.errors import WriteError
 from collector.influx.writers import Writer
 
@@ -52,7 +53,7 @@ class Outcome:
 @dataclass(eq=False)
 class Batch:
     msgs: list[Any]  # Inbound messages, in arrival order
-    docs: list[dict[str, Any]]  # the telemetry documents among them
+    seqs: list[StreamSeq]  # (site, screen, agent, seq) of the telemetry among them
     lines: list[str]
     outcome: str | None = None  # set by the worker once the batch is finished
     taken_s: float = field(default_factory=time.monotonic)

@@ -9,15 +9,16 @@ Lines arrive pre-encoded (collector/influx/lineproto.py), precision is ms.
 
 from __future__ import annotations
 
+import base64
+import http.client
 import logging
 import sqlite3
+import ssl
 import threading
 import time
-from collections.abc import Iterator
+import urllib.parse
 from pathlib import Path
 from typing import Any, Protocol
-
-import httpx
 
 from collector.influx.errors import WriteError
 from collector.settings import InfluxSettings
@@ -54,18 +55,16 @@ def _status_error(status: int, body: str, where: str) -> WriteError:
     return WriteError(f"{where}: HTTP {status}: {body.strip()[:300]}", retryable=retryable)
 
 
-def _once(body: bytes) -> Iterator[bytes]:
-    """The body as a one-shot stream (the Content-Length is given), its last newline
-    sent apart rather than appended: that would copy the 1-2 MB body once more.
-    httpcore leaves every request in a reference cycle that only the cyclic GC frees;
-    passed as bytes, the body would live on in it (1-2 MB a write) until then."""
-    yield body
-    yield b"\n"
-
-
 class _HttpWriter:
-    """POST pre-encoded line protocol over one pooled httpx client (thread-safe, so the
-    collector's write pool sends several batches at once over several connections)."""
+    """POST pre-encoded line protocol over a pool of keep-alive `http.client` connections
+    (one per concurrent write: the collector's write pool sends several batches at once).
+
+    http.client rather than httpx: a write is one request of 1-2 MB to one server, and
+    httpx's per-request layers (request and header models, the connection pool's
+    events and locks, h11) cost ~1 ms of GIL-held time a write in a drain, ~10 % of the
+    collector's CPU (docs/hot-path.md, item 16). The body goes out as it is, without a
+    copy: the headers in one send, then the joined lines and the final newline.
+    """
 
     path = "/write"
 
@@ -74,46 +73,98 @@ class _HttpWriter:
                  auth: tuple[str, str] | None = None) -> None:
         self.url = url.rstrip("/")
         self.timeout_ms = timeout_ms
-        self._params = params
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port or (443 if self._https else 80)
+        self._prefix = parts.path
+        self._target = f"{self._prefix}{self.path}?{urllib.parse.urlencode(params)}"
         self._headers = {"Content-Type": "text/plain; charset=utf-8", **(headers or {})}
-        self._auth = auth
-        self._http: httpx.Client | None = None
+        if auth is not None:
+            basic = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            self._headers["Authorization"] = f"Basic {basic}"
+        self._idle: list[http.client.HTTPConnection] = []  # last used first (warm)
+        self._lock = threading.Lock()
+        self._open = False
+        self._tls: ssl.SSLContext | None = None
 
     def connect(self) -> None:
-        self._http = httpx.Client(
-            base_url=self.url, auth=self._auth, timeout=self.timeout_ms / 1000.0,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-        )
+        if self._https and self._tls is None:
+            self._tls = ssl.create_default_context()
+        self._open = True
 
     def write(self, lines: list[str]) -> None:
         if not lines:
             return
-        if self._http is None:
+        if not self._open:
             raise WriteError(f"{self.url}: write() before connect()", retryable=False)
         body = "\n".join(lines).encode()
         headers = {**self._headers, "Content-Length": str(len(body) + 1)}
-        try:
-            resp = self._http.post(self.path, params=self._params, content=_once(body),
-                                   headers=headers)
-        except httpx.HTTPError as exc:
-            raise WriteError(f"{self.url}: {type(exc).__name__}: {exc}", retryable=True) from exc
-        if resp.status_code != 204:
-            raise _status_error(resp.status_code, resp.text, self.url)
+        status, text = self._request("POST", self._target, (body, b"\n"), headers)
+        if status != 204:
+            raise _status_error(status, text, self.url)
+
+    def _request(self, method: str, target: str, body: tuple[bytes, ...] | None,
+                 headers: dict[str, str]) -> tuple[int, str]:
+        """One request on an idle connection (or a new one). A kept-alive connection the
+        server has closed meanwhile fails on first use: that one is retried at once on a
+        new connection (a write is idempotent: the same points overwrite themselves)."""
+        conn, reused = self._take()
+        while True:
+            try:
+                conn.request(method, target, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+            except (http.client.HTTPException, OSError) as exc:
+                conn.close()
+                if reused and isinstance(exc, _STALE):
+                    conn, reused = self._new(), False
+                    continue
+                raise WriteError(f"{self.url}: {type(exc).__name__}: {exc}",
+                                 retryable=True) from exc
+            if resp.will_close:
+                conn.close()
+            else:
+                with self._lock:
+                    self._idle.append(conn)
+            return resp.status, data.decode("utf-8", "replace")
+
+    def _take(self) -> tuple[http.client.HTTPConnection, bool]:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+        return self._new(), False
+
+    def _new(self) -> http.client.HTTPConnection:
+        timeout = self.timeout_ms / 1000.0
+        if self._https:
+            return http.client.HTTPSConnection(self._host, self._port, timeout=timeout,
+                                               context=self._tls)
+        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
 
     def ping(self) -> bool:
         # /ping answers 204 on InfluxDB 1.x, 2.x and VictoriaMetrics (health() of
         # influxdb-client always fails on VictoriaMetrics, DESIGN.md).
-        if self._http is None:
+        if not self._open:
             return False
         try:
-            return self._http.get("/ping").status_code == 204
-        except httpx.HTTPError:
+            return self._request("GET", f"{self._prefix}/ping", None, {})[0] == 204
+        except WriteError:
             return False
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        self._open = False
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+# What a kept-alive connection closed by the server raises on its next request.
+_STALE = (http.client.RemoteDisconnected, http.client.BadStatusLine, ConnectionResetError,
+          BrokenPipeError, ConnectionAbortedError)
 
 
 class V2Writer(_HttpWriter):

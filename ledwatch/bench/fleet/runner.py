@@ -245,7 +245,7 @@ class Run:
         db = report.db_cores_note(r.db_cores, self.res.db_cpus)
         self.say(f"    {r.points:,.0f} points in {r.seconds:.1f} s = {r.rate:,.0f} points/s"
                  f"{' (start-up included)' if r.startup_included else ''}; "
-                 f"CPU {cpu:.1f} ms/1000 points{db}; "
+                 f"CPU {cpu:.2f} ms/1000 points{db}; "
                  f"RSS peak {r.rss_peak_mb:,.0f} MB; "
                  f"stored {r.stored_snapshots:,}/{r.snapshots:,}; shares {r.shares}; "
                  f"tickets {t.tickets}/{t.expected} ({t.duplicates} duplicates, {t.missing} "
