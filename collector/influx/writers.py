@@ -3,7 +3,8 @@
 Every sink has the same small contract (Telegraf's output interface):
 `connect()` once before the first write; `write(lines)` stores a whole batch or raises
 `WriteError` (never partially "succeeds" silently); `ping()` says whether the server
-answers, for /health; `close()` once after the last write. Calls come from one thread.
+answers, for /health; `close()` once after the last write. `write` and `ping` may
+come from several threads at once (the write pool's workers, the API's /health).
 Lines arrive pre-encoded (collector/influx/lineproto.py), precision is ms.
 """
 
