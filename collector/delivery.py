@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 StreamKey = tuple[str, str, str]  # (site, screen, agent)
 StreamSeq = tuple[str, str, str, int]  # (site, screen, agent, seq) of one snapshot
@@ -204,10 +203,6 @@ class DeliveryTracker:
         """Record one stored seq; None when the stream cap leaves it untracked."""
         with self._lock:
             return self._record((site, screen, agent), seq)
-
-    def record_docs(self, docs: Iterable[Mapping[str, Any]]) -> None:
-        """Record the seqs of validated telemetry documents (one lock for a batch)."""
-        self.record_seqs((d["site"], d["screen"], d["agent"], d["seq"]) for d in docs)
 
     def record_seqs(self, seqs: Iterable[StreamSeq]) -> None:
         """Record (site, screen, agent, seq) of stored telemetry (one lock for a batch)."""

@@ -83,8 +83,7 @@ def test_matches_a_plain_set(seqs: list[int], rnd: random.Random) -> None:
 
 def test_tracker_streams_totals_and_caps() -> None:
     t = DeliveryTracker(max_gaps=10, max_streams=2)
-    docs = [{"site": "s1", "screen": "a", "agent": "p", "seq": n} for n in (1, 2, 5, 5)]
-    t.record_docs(docs)
+    t.record_seqs([("s1", "a", "p", n) for n in (1, 2, 5, 5)])
     assert t.record("s2", "b", "p", 7) is Outcome.FIRST
     assert t.record("s3", "c", "p", 1) is None  # over the stream cap: counted, not tracked
     totals = t.totals()

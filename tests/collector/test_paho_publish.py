@@ -17,14 +17,15 @@ from paho.mqtt.properties import Properties
 from collector.ingest.paho_io import BufferedClient
 
 
-def _client(cls: type[mqtt.Client], protocol: int, manual_ack: bool) -> tuple[mqtt.Client, list]:
+def _client(cls: type[mqtt.Client], protocol: int, manual_ack: bool
+            ) -> tuple[mqtt.Client, list[Any], list[tuple[int, int]]]:
     c = cls(CallbackAPIVersion.VERSION2, client_id="t", protocol=protocol, manual_ack=manual_ack)
     got: list[Any] = []
     c.on_message = lambda client, userdata, m: got.append(m)
     sent: list[tuple[int, int]] = []
     c._send_puback = lambda mid: sent.append((1, mid)) or mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
     c._send_pubrec = lambda mid: sent.append((2, mid)) or mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
-    return c, [got, sent]
+    return c, got, sent
 
 
 def _packet(topic: bytes, qos: int, mid: int, props: bytes | None, payload: bytes) -> bytes:
@@ -78,20 +79,15 @@ def test_fast_path_decodes_as_paho_does(
     if cut is not None:
         pkt = pkt[:cut]  # truncated: malformed, or a shorter payload
     header = 0x30 | (0x08 if dup else 0) | (qos << 1) | (0x01 if retain else 0)
-    paho = _seen(*_flat(_client(mqtt.Client, protocol, manual_ack)), header, pkt)
-    ours = _seen(*_flat(_client(BufferedClient, protocol, manual_ack)), header, pkt)
+    paho = _seen(*_client(mqtt.Client, protocol, manual_ack), header, pkt)
+    ours = _seen(*_client(BufferedClient, protocol, manual_ack), header, pkt)
     assert ours == paho
-
-
-def _flat(pair: tuple[mqtt.Client, list]) -> tuple[mqtt.Client, list, list]:
-    c, (got, sent) = pair
-    return c, got, sent
 
 
 @pytest.mark.parametrize("protocol", [mqtt.MQTTv5, mqtt.MQTTv311])
 def test_agents_publishes_take_the_fast_path(protocol: int) -> None:
     """The control: the case above compares nothing if every packet went to paho."""
-    c, (got, _) = _client(BufferedClient, protocol, True)
+    c, got, _ = _client(BufferedClient, protocol, True)
     pkt = _packet(b"ledwatch/v1/s/a/telemetry", 1, 7, b"\x00" if protocol == mqtt.MQTTv5
                   else None, b"{}")
     c._in_packet = {"command": 0x32, "packet": pkt}

@@ -3,6 +3,8 @@ SQLite (local). Every test reads back what it wrote."""
 
 from __future__ import annotations
 
+import http.server
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -80,9 +82,6 @@ def test_a_connection_the_server_closed_is_replaced_without_an_error() -> None:
     """A kept-alive connection closed by the server while idle (its idle timeout, a
     restart) fails on its next request: that write must go out on a new connection, not
     come back as a failed write (a warning and a retry after backoff, each time)."""
-    import http.server
-    import threading
-
     seen: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
