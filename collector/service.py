@@ -40,6 +40,7 @@ from typing import Any
 
 from collector.api.server import ApiServer, serve_api
 from collector.cluster import Ownership
+from collector.delivery import StreamSeq
 from collector.detect.engine import Detector
 from collector.detect.findings import Finding
 from collector.influx.errors import WriteError
@@ -100,11 +101,16 @@ def _split(msgs: list[Inbound], docs: list[dict[str, Any]], lines: list[str],
     the last cut (the detection's and tickets' own points too) goes with the last one.
     A batch keeps each document's stream key and seq only (delivery records them once
     stored): the documents are done once judged and encoded."""
+    def keys(part: list[dict[str, Any]]) -> list[StreamSeq]:
+        return [(d["site"], d["screen"], d["agent"], d["seq"]) for d in part]
+
+    if not cuts:  # a live intake: one batch, the lists as they are (no copies)
+        return [Batch(msgs, keys(docs), lines)]
     ends = [*cuts, (len(msgs), len(docs), len(lines))]
     out, start = [], (0, 0, 0)
     for end in ends:
-        keys = [(d["site"], d["screen"], d["agent"], d["seq"]) for d in docs[start[1]:end[1]]]
-        out.append(Batch(msgs[start[0]:end[0]], keys, lines[start[2]:end[2]]))
+        out.append(Batch(msgs[start[0]:end[0]], keys(docs[start[1]:end[1]]),
+                         lines[start[2]:end[2]]))
         start = end
     return out
 

@@ -20,10 +20,12 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from collector.detect.config import DetectSettings
+from collector.influx.connections import PROXY_FROM_ENV, proxy_url
 from collector.notify.settings import NotifySettings
 from collector.reports.settings import ReportSettings
 from ledwatch.errors import ConfigError
@@ -110,11 +112,30 @@ class InfluxSettings(_Section):
     detect_within_ms: int = Field(default=20, ge=1, le=600_000)
     timeout_ms: int = Field(default=10_000, ge=100)
     retry_max_s: float = Field(default=30.0, gt=0)
+    # "" connects directly; "env" reads HTTP_PROXY/HTTPS_PROXY/NO_PROXY; or an
+    # http://[user:password@]host:port proxy (collector/influx/connections.py).
+    proxy: str = ""
+    # The CAs an https:// url's certificate is checked against (PEM); unset: the system's.
+    ca_file: Path | None = None
     # The collector's own series for the dashboards (collector/influx/ops.py); 0 = off.
     # `kpi` and `open_ticket` are fleet-wide: in a cluster only the care member writes them.
     ops_interval_s: float = Field(default=10.0, ge=0)
     kpi_interval_s: float = Field(default=3600.0, ge=0)
     open_ticket_interval_s: float = Field(default=60.0, ge=0)
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy(cls, value: str) -> str:
+        if value and value != PROXY_FROM_ENV:  # "env" is read when the writer is made
+            proxy_url(value, "http", "")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{str(value)!r} is not a file")
+        return value
 
     @model_validator(mode="after")
     def _check_output(self) -> InfluxSettings:

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Real servers for the tests: Mosquitto, VictoriaMetrics, InfluxDB 1.x, Alertmanager,
-Prometheus, PostgreSQL, socat.
+Prometheus, PostgreSQL, Tinyproxy, socat.
 
 Also the headless Chromium (+ chromedriver) that the service desk's browser test drives.
 
@@ -26,6 +26,7 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -57,6 +58,9 @@ BINARIES: dict[str, tuple[str, str]] = {
     "chromedriver": ("/usr/bin/chromedriver", "chromium-driver"),
     # The ticket database on PostgreSQL (tests/collector/tickets, tests/collector/api).
     "postgres": ("/usr/lib/postgresql/15/bin/postgres", "postgresql"),
+    # An HTTP forward proxy (CONNECT too) between the collector and its database
+    # (tests/collector/test_writer_proxy.py: influx.proxy).
+    "tinyproxy": ("/usr/bin/tinyproxy", "tinyproxy"),
 }
 
 # Shared libraries (no command to look for) -> the Debian package that ships them.
@@ -75,6 +79,7 @@ SYSTEM_SERVICES: dict[str, str] = {
     "prometheus-alertmanager": "prometheus-alertmanager",
     "prometheus": "prometheus",
     "postgresql": "postgres",
+    "tinyproxy": "tinyproxy",
 }
 
 
@@ -130,11 +135,13 @@ def http(
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
     timeout_s: float = 10.0,
+    context: ssl.SSLContext | None = None,
 ) -> tuple[int, bytes]:
-    """One HTTP request; returns (status, body) for every status instead of raising on 4xx/5xx."""
+    """One HTTP request; returns (status, body) for every status instead of raising on 4xx/5xx.
+    `context`: the TLS settings of an https:// URL (a test server's own CA)."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+        with urllib.request.urlopen(req, timeout=timeout_s, context=context) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -281,7 +288,8 @@ class Mosquitto(Service):
     `extra_conf` is appended after that listener, so it can add listener options (TLS
     `certfile`/`keyfile`), more `listener` blocks, `password_file`, `acl_file`, or set
     `allow_anonymous false`. A `per_listener_settings` line is moved to the top, where
-    Mosquitto needs it.
+    Mosquitto needs it. Sessions queue up to 1,000,000 messages, as deploy's broker does,
+    unless `extra_conf` sets `max_queued_messages`.
     """
 
     name = "mosquitto"
@@ -319,6 +327,11 @@ class Mosquitto(Service):
         ]
         if not any(ln.strip().startswith("allow_anonymous") for ln in rest):
             lines.append("allow_anonymous true")
+        if not any(ln.strip().startswith("max_queued_messages") for ln in rest):
+            # As deploy/mosquitto: at Mosquitto's default of 1,000 queued messages a
+            # session, a burst that outruns a subscriber is partly dropped by the broker
+            # (182 of 2,000 seen in tests/collector/test_paho_io.py on a fast machine).
+            lines.append("max_queued_messages 1000000")
         lines += rest
         self.conf_path.write_text("\n".join(lines) + "\n")
 
@@ -330,20 +343,34 @@ class VictoriaMetrics(Service):
     """VictoriaMetrics single node, the InfluxDB 2.x stand-in (accepts `/api/v2/write`).
 
     Line protocol `meas field=1` is stored as metric `meas_field` with the tags as labels.
+    With `tls` = (certificate file, key file) it serves HTTPS only, and `ca_file` (the
+    PEM of the CA that signed the certificate) is what its own requests trust.
     """
 
     name = "victoria-metrics"
-    ready_path = "/health"
 
-    def __init__(self, tmpdir: str | os.PathLike[str], port: int | None = None) -> None:
+    def __init__(self, tmpdir: str | os.PathLike[str], port: int | None = None,
+                 tls: tuple[Path, Path] | None = None, ca_file: Path | None = None) -> None:
         super().__init__(tmpdir, port)
         self.data_dir = self.dir / "vm-data"
+        self.tls = tls
+        self._context = None if ca_file is None else ssl.create_default_context(
+            cafile=str(ca_file))
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def _ready(self) -> bool:
+        try:
+            return http("GET", f"{self.url}/health", timeout_s=1.0,
+                        context=self._context)[0] == 200
+        except OSError:
+            return False
 
     def _command(self) -> list[str]:
+        tls = [] if self.tls is None else [
+            "-tls", f"-tlsCertFile={self.tls[0]}", f"-tlsKeyFile={self.tls[1]}"]
         return [
             binary("victoria-metrics") or "victoria-metrics",
             f"-httpListenAddr=127.0.0.1:{self.port}",
@@ -356,11 +383,12 @@ class VictoriaMetrics(Service):
             "-search.latencyOffset=0s",
             "-loggerLevel=WARN",
             "-http.shutdownDelay=0s",
+            *tls,
         ]
 
     def flush(self) -> None:
         """Make everything written so far readable now (otherwise ~1 s later)."""
-        status, body = http("GET", f"{self.url}/internal/force_flush")
+        status, body = http("GET", f"{self.url}/internal/force_flush", context=self._context)
         if status != 200:
             raise ServiceError(f"force_flush: HTTP {status}: {body[:200]!r}")
 
@@ -373,7 +401,7 @@ class VictoriaMetrics(Service):
         """
         end_s = int(time.time()) + 3 * 86400  # VictoriaMetrics refuses > ~2 days ahead anyway
         query = urllib.parse.urlencode({"match[]": match, "start": "0", "end": str(end_s)})
-        status, body = http("GET", f"{self.url}/api/v1/export?{query}")
+        status, body = http("GET", f"{self.url}/api/v1/export?{query}", context=self._context)
         if status != 200:
             raise ServiceError(f"export {match}: HTTP {status}: {body[:300]!r}")
         return [json.loads(line) for line in body.splitlines() if line.strip()]
@@ -577,6 +605,58 @@ class Alertmanager(Service):
             raise ServiceError(f"GET /api/v2/alerts: HTTP {status}: {body[:300]!r}")
         answer: list[dict[str, Any]] = json.loads(body)
         return answer
+
+
+class Tinyproxy(Service):
+    """Tinyproxy, an HTTP forward proxy: absolute-URI requests and CONNECT tunnels.
+
+    Listens on 127.0.0.1:port and lets only 127.0.0.1 in. With `auth` = (user,
+    password) it answers 407 to a request without those Basic credentials. Every
+    request is logged (`requests()`), so a test sees that a client went through it.
+    """
+
+    name = "tinyproxy"
+
+    def __init__(
+        self,
+        tmpdir: str | os.PathLike[str],
+        port: int | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> None:
+        super().__init__(tmpdir, port)
+        self.auth = auth
+        self.conf_path = self.dir / "tinyproxy.conf"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _prepare(self) -> None:
+        lines = [
+            f"Port {self.port}",
+            "Listen 127.0.0.1",
+            "Allow 127.0.0.1",
+            "Timeout 30",
+            "MaxClients 50",
+            "DisableViaHeader Yes",
+            "LogLevel Info",
+            f'LogFile "{self.log_path}"',
+        ]
+        if self.auth is not None:
+            lines.append(f"BasicAuth {self.auth[0]} {self.auth[1]}")
+        self.conf_path.write_text("\n".join(lines) + "\n")  # no ConnectPort: any port
+
+    def _command(self) -> list[str]:
+        return [binary("tinyproxy") or "tinyproxy", "-d", "-c", str(self.conf_path)]
+
+    def requests(self) -> list[str]:
+        """The request lines it has received ("POST http://...", "CONNECT host:port")."""
+        if not self.log_path.exists():
+            return []
+        marker = "Request (file descriptor"
+        return [line.split("): ", 1)[1].strip()
+                for line in self.log_path.read_text(errors="replace").splitlines()
+                if marker in line and "): " in line]
 
 
 class Prometheus(Service):

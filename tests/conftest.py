@@ -1,5 +1,5 @@
 """Shared fixtures: real Mosquitto, VictoriaMetrics, InfluxDB 1.x, Alertmanager, Prometheus,
-PostgreSQL, socat ptys, a headless Chromium.
+PostgreSQL, Tinyproxy, socat ptys, a headless Chromium.
 
 The servers come from `scripts/services.py`; each runs on 127.0.0.1 on a free port with
 its data in pytest's tmp dir. Session-scoped servers are shared by every test, so tests
@@ -35,6 +35,7 @@ from services import (  # noqa: E402
     Prometheus,
     PtyPair,
     Service,
+    Tinyproxy,
     VictoriaMetrics,
 )
 
@@ -49,6 +50,7 @@ SERVICE_FIXTURES = {
     "fresh_victoria",
     "fresh_influxdb1",
     "fresh_alertmanager",
+    "fresh_tinyproxy",
     "prometheus",
     "promtool",
     "browser",
@@ -190,6 +192,23 @@ def fresh_victoria(tmp_path: Path) -> Iterator[Callable[[], VictoriaMetrics]]:
     yield make
     for vm in made:
         vm.stop()
+
+
+@pytest.fixture
+def fresh_tinyproxy(tmp_path: Path) -> Iterator[Callable[..., Tinyproxy]]:
+    """Factory for a private Tinyproxy (started): `fresh_tinyproxy(auth=("u", "p"))`;
+    `.url`, `.requests()` (the request lines it received). Stopped after the test."""
+    require("tinyproxy")
+    made: list[Tinyproxy] = []
+
+    def make(auth: tuple[str, str] | None = None) -> Tinyproxy:
+        proxy = Tinyproxy(tmp_path / f"tinyproxy-{len(made)}", auth=auth)
+        made.append(proxy)
+        return proxy.start()
+
+    yield make
+    for proxy in made:
+        proxy.stop()
 
 
 @pytest.fixture

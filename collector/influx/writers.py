@@ -14,13 +14,13 @@ import base64
 import http.client
 import logging
 import sqlite3
-import ssl
 import threading
 import time
 import urllib.parse
 from pathlib import Path
 from typing import Any, Protocol
 
+from collector.influx.connections import Route
 from collector.influx.errors import WriteError
 from collector.settings import InfluxSettings
 
@@ -71,29 +71,25 @@ class _HttpWriter:
 
     def __init__(self, url: str, timeout_ms: int, params: dict[str, str],
                  headers: dict[str, str] | None = None,
-                 auth: tuple[str, str] | None = None) -> None:
+                 auth: tuple[str, str] | None = None,
+                 proxy: str = "", ca_file: Path | None = None) -> None:
         self.url = url.rstrip("/")
         self.timeout_ms = timeout_ms
-        parts = urllib.parse.urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port or (443 if self._https else 80)
-        self._prefix = parts.path
-        self._target = f"{self._prefix}{self.path}?{urllib.parse.urlencode(params)}"
-        self._headers = {"Content-Type": "text/plain; charset=utf-8", **(headers or {})}
+        self._route = Route(self.url, proxy, ca_file)
+        self._target = f"{self._route.prefix}{self.path}?{urllib.parse.urlencode(params)}"
+        self._headers = {"Content-Type": "text/plain; charset=utf-8", **self._route.headers,
+                         **(headers or {})}
         if auth is not None:
             basic = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
             self._headers["Authorization"] = f"Basic {basic}"
         self._idle: list[http.client.HTTPConnection] = []  # last used first (warm)
         self._lock = threading.Lock()
         self._open = False
-        self._tls: ssl.SSLContext | None = None
 
     def connect(self) -> None:
-        if self._https and self._tls is None:
-            self._tls = ssl.create_default_context()
+        self._route.load_tls()
+        if self._route.via is not None:
+            log.info("writes to %s go through the proxy %s", self.url, self._route.via)
         self._open = True
 
     def write(self, lines: list[str]) -> None:
@@ -125,6 +121,9 @@ class _HttpWriter:
                     continue
                 raise WriteError(f"{self.url}: {type(exc).__name__}: {exc}",
                                  retryable=True) from exc
+            except BaseException:  # a bug, a KeyboardInterrupt: no socket left to the GC
+                conn.close()
+                raise
             if resp.will_close:
                 conn.close()
             else:
@@ -139,11 +138,7 @@ class _HttpWriter:
         return self._new(), False
 
     def _new(self) -> http.client.HTTPConnection:
-        timeout = self.timeout_ms / 1000.0
-        if self._https:
-            return http.client.HTTPSConnection(self._host, self._port, timeout=timeout,
-                                               context=self._tls)
-        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        return self._route.new(self.timeout_ms / 1000.0)
 
     def ping(self) -> bool:
         # /ping answers 204 on InfluxDB 1.x, 2.x and VictoriaMetrics (health() of
@@ -151,7 +146,8 @@ class _HttpWriter:
         if not self._open:
             return False
         try:
-            return self._request("GET", f"{self._prefix}/ping", None, {})[0] == 204
+            return self._request("GET", f"{self._route.prefix}/ping", None,
+                                 self._route.headers)[0] == 204
         except WriteError:
             return False
 
@@ -179,11 +175,12 @@ class V2Writer(_HttpWriter):
     path = "/api/v2/write"
 
     def __init__(
-        self, url: str, token: str | None, org: str, bucket: str, timeout_ms: int = 10_000
+        self, url: str, token: str | None, org: str, bucket: str, timeout_ms: int = 10_000,
+        proxy: str = "", ca_file: Path | None = None,
     ) -> None:
         headers = {"Authorization": f"Token {token}"} if token else {}
         super().__init__(url, timeout_ms, {"org": org, "bucket": bucket, "precision": "ms"},
-                         headers)
+                         headers, proxy=proxy, ca_file=ca_file)
         self.org = org
         self.bucket = bucket
 
@@ -198,9 +195,12 @@ class V1Writer(_HttpWriter):
         username: str | None = None,
         password: str | None = None,
         timeout_ms: int = 10_000,
+        proxy: str = "",
+        ca_file: Path | None = None,
     ) -> None:
         auth = (username, password or "") if username else None
-        super().__init__(url, timeout_ms, {"db": database, "precision": "ms"}, auth=auth)
+        super().__init__(url, timeout_ms, {"db": database, "precision": "ms"}, auth=auth,
+                         proxy=proxy, ca_file=ca_file)
         self.database = database
 
 
@@ -380,7 +380,8 @@ def make_writer(settings: InfluxSettings) -> Writer:
     """The sink selected by `influx.output`, not yet connected."""
     if settings.output == "v2":
         return V2Writer(
-            settings.url, settings.token(), settings.org, settings.bucket, settings.timeout_ms
+            settings.url, settings.token(), settings.org, settings.bucket, settings.timeout_ms,
+            settings.proxy, settings.ca_file,
         )
     if settings.output == "v1":
         return V1Writer(
@@ -389,6 +390,8 @@ def make_writer(settings: InfluxSettings) -> Writer:
             settings.username,
             settings.password(),
             settings.timeout_ms,
+            settings.proxy,
+            settings.ca_file,
         )
     if settings.output == "local":
         return LocalWriter(settings.local_path, settings.local_retention_h)

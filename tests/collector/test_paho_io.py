@@ -20,15 +20,6 @@ from paho.mqtt.properties import Properties
 from collector.ingest.paho_io import READ_BUFFER_BYTES, BufferedClient
 
 
-@pytest.fixture
-def mosquitto(fresh_mosquitto: Any) -> Any:
-    """A broker of its own that queues as deploy/mosquitto does: at Mosquitto's default
-    of 1,000 queued messages a session, a burst that outruns the receiver is partly
-    dropped by the broker (seen on a fast machine: 182 of 2,000), which is not the
-    client's doing."""
-    return fresh_mosquitto(extra_conf="max_queued_messages 1000000\n")
-
-
 class _Receiver:
     """A persistent-session, manual-ack subscriber on `topic/#`."""
 
