@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,12 +21,13 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from collector.detect.config import DetectSettings
-from collector.influx.connections import PROXY_FROM_ENV, proxy_url
+from collector.influx.connections import proxy_url
 from collector.notify.settings import NotifySettings
 from collector.reports.settings import ReportSettings
 from ledwatch.errors import ConfigError
@@ -125,9 +127,10 @@ class InfluxSettings(_Section):
 
     @field_validator("proxy")
     @classmethod
-    def _proxy(cls, value: str) -> str:
-        if value and value != PROXY_FROM_ENV:  # "env" is read when the writer is made
-            proxy_url(value, "http", "")
+    def _proxy(cls, value: str, info: ValidationInfo) -> str:
+        # "env": the environment the collector starts in is the one its writer will read.
+        url = urllib.parse.urlsplit(str(info.data.get("url", "")))
+        proxy_url(value, url.scheme or "http", url.hostname or "")
         return value
 
     @field_validator("ca_file")

@@ -160,14 +160,20 @@ def test_a_bad_proxy_or_ca_file_fails_at_start_naming_the_option(
         load_settings(path)
 
 
-def test_a_bad_proxy_in_the_environment_fails_when_the_writer_is_made(
-    monkeypatch: pytest.MonkeyPatch,
+def test_a_bad_proxy_in_the_environment_fails_at_start_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "socks5://127.0.0.1:1080")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    with pytest.raises(ValueError, match=r"HTTPS_PROXY=.*http://"):
+    path = tmp_path / "collector.toml"
+    path.write_text('[influx]\noutput = "v2"\nurl = "https://db.example"\nproxy = "env"\n')
+    with pytest.raises(ConfigError, match=r"influx\.proxy.*HTTPS_PROXY=.*http://"):
+        load_settings(path)
+    with pytest.raises(ValueError, match=r"HTTPS_PROXY=.*http://"):  # made without settings
         V2Writer("https://db.example:8086", None, "o", "b", proxy="env")
+    monkeypatch.setenv("NO_PROXY", "db.example")  # bypassed: not read, not refused
+    assert load_settings(path).influx.proxy == "env"
 
 
 def test_proxy_credentials_are_unquoted_and_targets_are_absolute_for_plain_http() -> None:
