@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -158,6 +158,26 @@ def pty_pair(tmp_path: Path) -> Iterator[PtyPair]:
     pair.stop()
 
 
+ServiceT = TypeVar("ServiceT", bound=Service)
+
+
+def _started_each(tmp_path: Path, prefix: str, build: Callable[..., ServiceT]
+                  ) -> Iterator[Callable[..., ServiceT]]:
+    """The factory of a `fresh_*` fixture: `make(*args, **kwargs)` builds a private server
+    with `build(folder, *args, **kwargs)` in a folder of its own and returns it started;
+    every server it made is stopped after the test."""
+    made: list[ServiceT] = []
+
+    def make(*args: Any, **kwargs: Any) -> ServiceT:
+        server = build(tmp_path / f"{prefix}-{len(made)}", *args, **kwargs)
+        made.append(server)
+        return server.start()
+
+    yield make
+    for server in made:
+        server.stop()
+
+
 @pytest.fixture
 def fresh_mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
     """Factory for a private broker with custom config, stopped after the test.
@@ -166,32 +186,22 @@ def fresh_mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
     returns it started; `extra_conf` goes after its 127.0.0.1 listener (see Mosquitto).
     """
     require("mosquitto")
-    made: list[Mosquitto] = []
 
-    def make(extra_conf: str = "", port: int | None = None) -> Mosquitto:
-        broker = Mosquitto(tmp_path / f"mosquitto-{len(made)}", port=port, extra_conf=extra_conf)
-        made.append(broker)
-        return broker.start()
+    def build(folder: Path, extra_conf: str = "", port: int | None = None) -> Mosquitto:
+        return Mosquitto(folder, port=port, extra_conf=extra_conf)
 
-    yield make
-    for broker in made:
-        broker.stop()
+    yield from _started_each(tmp_path, "mosquitto", build)
 
 
 @pytest.fixture
 def fresh_victoria(tmp_path: Path) -> Iterator[Callable[[], VictoriaMetrics]]:
     """Factory for a private, empty VictoriaMetrics (started), stopped after the test."""
     require("victoria-metrics")
-    made: list[VictoriaMetrics] = []
 
-    def make() -> VictoriaMetrics:
-        vm = VictoriaMetrics(tmp_path / f"victoria-{len(made)}")
-        made.append(vm)
-        return vm.start()
+    def build(folder: Path) -> VictoriaMetrics:
+        return VictoriaMetrics(folder)
 
-    yield make
-    for vm in made:
-        vm.stop()
+    yield from _started_each(tmp_path, "victoria", build)
 
 
 @pytest.fixture
@@ -199,32 +209,22 @@ def fresh_tinyproxy(tmp_path: Path) -> Iterator[Callable[..., Tinyproxy]]:
     """Factory for a private Tinyproxy (started): `fresh_tinyproxy(auth=("u", "p"))`;
     `.url`, `.requests()` (the request lines it received). Stopped after the test."""
     require("tinyproxy")
-    made: list[Tinyproxy] = []
 
-    def make(auth: tuple[str, str] | None = None) -> Tinyproxy:
-        proxy = Tinyproxy(tmp_path / f"tinyproxy-{len(made)}", auth=auth)
-        made.append(proxy)
-        return proxy.start()
+    def build(folder: Path, auth: tuple[str, str] | None = None) -> Tinyproxy:
+        return Tinyproxy(folder, auth=auth)
 
-    yield make
-    for proxy in made:
-        proxy.stop()
+    yield from _started_each(tmp_path, "tinyproxy", build)
 
 
 @pytest.fixture
 def fresh_influxdb1(tmp_path: Path) -> Iterator[Callable[..., InfluxDB1]]:
     """Factory for a private, empty InfluxDB 1.x (started, auth on unless `auth=False`)."""
     require("influxd")
-    made: list[InfluxDB1] = []
 
-    def make(auth: bool = True) -> InfluxDB1:
-        db = InfluxDB1(tmp_path / f"influxdb1-{len(made)}", auth=auth)
-        made.append(db)
-        return db.start()
+    def build(folder: Path, auth: bool = True) -> InfluxDB1:
+        return InfluxDB1(folder, auth=auth)
 
-    yield make
-    for db in made:
-        db.stop()
+    yield from _started_each(tmp_path, "influxdb1", build)
 
 
 @pytest.fixture
@@ -235,18 +235,11 @@ def fresh_alertmanager(tmp_path: Path) -> Iterator[Callable[..., Alertmanager]]:
     services.Alertmanager; `.url`, `.alerts()`. Stopped after the test.
     """
     require("prometheus-alertmanager")
-    made: list[Alertmanager] = []
 
-    def make(webhook_url: str, **options: float) -> Alertmanager:
-        am = Alertmanager(
-            tmp_path / f"alertmanager-{len(made)}", webhook_url=webhook_url, **options
-        )
-        made.append(am)
-        return am.start()
+    def build(folder: Path, webhook_url: str, **options: float) -> Alertmanager:
+        return Alertmanager(folder, webhook_url=webhook_url, **options)
 
-    yield make
-    for am in made:
-        am.stop()
+    yield from _started_each(tmp_path, "alertmanager", build)
 
 
 @pytest.fixture
@@ -258,20 +251,12 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[..., Prometheus]]:
     the test.
     """
     require("prometheus")
-    made: list[Prometheus] = []
 
-    def make(targets: dict[str, str], scrape_interval_s: float = 1.0) -> Prometheus:
-        server = Prometheus(
-            tmp_path / f"prometheus-{len(made)}",
-            targets=targets,
-            scrape_interval_s=scrape_interval_s,
-        )
-        made.append(server)
-        return server.start()
+    def build(folder: Path, targets: dict[str, str], scrape_interval_s: float = 1.0
+              ) -> Prometheus:
+        return Prometheus(folder, targets=targets, scrape_interval_s=scrape_interval_s)
 
-    yield make
-    for server in made:
-        server.stop()
+    yield from _started_each(tmp_path, "prometheus", build)
 
 
 @pytest.fixture

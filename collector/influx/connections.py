@@ -49,6 +49,11 @@ def proxy_url(setting: str, scheme: str, host: str) -> urllib.parse.SplitResult 
     return parts
 
 
+def basic_credentials(user: str, password: str) -> str:
+    """The value of an `Authorization` or `Proxy-Authorization` header (RFC 7617)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 def _netloc(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -89,8 +94,7 @@ class Route:
         credentials = {}
         if via.username is not None:
             user, password = (urllib.parse.unquote(p) for p in (via.username, via.password or ""))
-            pair = base64.b64encode(f"{user}:{password}".encode()).decode()
-            credentials = {"Proxy-Authorization": f"Basic {pair}"}
+            credentials = {"Proxy-Authorization": basic_credentials(user, password)}
         if self._https:
             self._tunnel_headers = credentials  # on the CONNECT only, never to the server
         else:

@@ -10,7 +10,6 @@ Lines arrive pre-encoded (collector/influx/lineproto.py), precision is ms.
 
 from __future__ import annotations
 
-import base64
 import http.client
 import logging
 import sqlite3
@@ -20,7 +19,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, Protocol
 
-from collector.influx.connections import Route
+from collector.influx.connections import Route, basic_credentials
 from collector.influx.errors import WriteError
 from collector.settings import InfluxSettings
 
@@ -80,8 +79,7 @@ class _HttpWriter:
         self._headers = {"Content-Type": "text/plain; charset=utf-8", **self._route.headers,
                          **(headers or {})}
         if auth is not None:
-            basic = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-            self._headers["Authorization"] = f"Basic {basic}"
+            self._headers["Authorization"] = basic_credentials(*auth)
         self._idle: list[http.client.HTTPConnection] = []  # last used first (warm)
         self._lock = threading.Lock()
         self._open = False
