@@ -16,6 +16,7 @@ import os
 import random
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,40 @@ def test_db_cpus_keeps_the_server_and_the_rest_apart(tmp_path: Path) -> None:
     finally:
         stack.close()
     assert allowed(0) == mine
+
+
+@pytest.mark.services
+def test_settle_db_waits_while_the_server_works(tmp_path: Path) -> None:
+    """Each phase starts on a server at rest: `settle_db` returns after one quiet window
+    when nothing runs, waits while writes keep the server busy, and gives up at max_s."""
+    need("mosquitto", "victoria-metrics")
+    stack = Stack(tmp_path, "v2", max_queued=1000, postgres=False).start()
+    try:
+        assert stack.settle_db(window_s=0.2, max_s=5.0) < 1.0  # at rest: one window
+        fleet = Fleet(FleetSpec(screens=2, cards=50), "settle")
+        docs = [doc for _, _, doc in fleet.backlog(400, int(time.time() * 1000))]
+        bodies = batches(docs, 5000)
+        points = sum(len(snapshot_points(d)) for d in docs)
+        url = influx_write_url(stack.db_url, "v2")
+        busy_until = time.monotonic() + 2.5
+
+        def busy() -> None:
+            while time.monotonic() < busy_until:
+                write_all(url, bodies, points, 2, {"Authorization": "Token unused"})
+
+        writer = threading.Thread(target=busy)
+        writer.start()
+        try:
+            time.sleep(0.3)
+            assert stack.settle_db(window_s=0.2, max_s=0.5) < 1.0  # busy, but capped
+            started = time.monotonic()
+            waited = stack.settle_db(window_s=0.2, max_s=20.0)
+        finally:
+            writer.join()
+        assert waited >= busy_until - started - 0.2  # it waited for the writes to end
+        assert waited < 20.0
+    finally:
+        stack.close()
 
 
 def test_nodered_function_makes_the_same_points() -> None:

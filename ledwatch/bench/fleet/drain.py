@@ -150,6 +150,7 @@ def run_drain(stack: Stack, client: FleetClient, fleet: Fleet, *, n: int, end_ms
 
         backlog = publish_fleet_backlog(client, fleet, n, end_ms, f"drain {name}", log)
         expected, pps = backlog.sent, backlog.points_per_snapshot
+        log(f"    database server at rest after {stack.settle_db():.1f} s")
 
         t_spawn = time.monotonic()
         _all(procs, CollectorProc.spawn)

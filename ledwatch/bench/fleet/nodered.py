@@ -248,6 +248,7 @@ def run_nodered_drain(stack: Stack, client: FleetClient, fleet: Fleet, *, n: int
         red.stop()
         backlog = publish_fleet_backlog(client, fleet, n, end_ms, "Node-RED", log)
         sent, pps = backlog.sent, backlog.points_per_snapshot
+        log(f"    database server at rest after {stack.settle_db():.1f} s")
 
         def stored() -> int:
             return stack.stored_snapshots(fleet.site, backlog.start_ms, end_ms + 1,

@@ -344,7 +344,10 @@ modules, 2 PSUs per card; a dead module on every screen 0 mod 5, a failed PSU on
 screen 1 mod 5), the plain writers' lines from its own encoder (DESIGN.md's InfluxDB
 table), and the collector runs as `python -m ledwatch.cli collector --config <toml>`.
 Every phase writes its own time window of the same site, so the series exist once, as
-in a running installation, and the database can count each phase's snapshots.
+in a running installation, and the database can count each phase's snapshots. Each
+ceiling and each drain starts on a server at rest: below 5 % of a core for 1 s
+(waited for up to 60 s, the wait printed), so no phase pays for the background work
+(compactions, merges) that the phase before it left.
 
 - **ceiling, 1/2/4 writers**: the backlog's lines, pre-encoded in 5,000- and 10,000-line
   bodies (`--batch-lines`; InfluxData advises 5,000-10,000, the collector sends 10,000),

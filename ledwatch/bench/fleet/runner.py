@@ -210,6 +210,7 @@ class Run:
                 bodies = batches(docs, size)
                 points = len(docs) * self.pps
                 del docs
+                settled = self.stack.settle_db()
                 cpu0 = self.stack.db_cpu_s()
                 r = write_all(url, bodies, points, w, headers)
                 cpu1 = self.stack.db_cpu_s()
@@ -222,7 +223,8 @@ class Run:
                 self.res.ceilings.setdefault((w, size), []).append(r)
                 self.say(f"  ceiling, {w} writer(s), {size:,}-line requests: {points:,} points "
                          f"in {r.seconds:.1f} s = {r.rate:,.0f} points/s ({len(bodies)} requests"
-                         f"{report.db_cores_note(r.db_cores, self.res.db_cpus)})")
+                         f"{report.db_cores_note(r.db_cores, self.res.db_cpus)}; "
+                         f"server at rest after {settled:.1f} s)")
 
     def drain(self, k: int, label: str, check_encoder: bool = False) -> DrainResult:
         hook = None

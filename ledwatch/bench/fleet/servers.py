@@ -34,6 +34,11 @@ if TYPE_CHECKING:
     from services import InfluxDB1, Mosquitto, PostgreSQL, VictoriaMetrics  # scripts/
 
 INFLUX_DATABASE = "ledwatch"
+# Before each measured phase: the server at rest means below 5 % of a core for 1 s,
+# waited for at most 60 s (`Stack.settle_db`).
+SETTLE_QUIET_CORES = 0.05
+SETTLE_WINDOW_S = 1.0
+SETTLE_MAX_S = 60.0
 NODERED_DATABASE = "nodered"
 
 
@@ -185,6 +190,26 @@ class Stack:
         svc = self.influx if self.output == "v1" else self.victoria
         proc = getattr(svc, "_proc", None)
         return None if proc is None else proc_cpu_s(proc.pid)
+
+    def settle_db(self, quiet_cores: float = SETTLE_QUIET_CORES,
+                  window_s: float = SETTLE_WINDOW_S, max_s: float = SETTLE_MAX_S) -> float:
+        """Wait until the database server has used less than `quiet_cores` over one
+        `window_s` (or `max_s` passed); the seconds waited.
+
+        After a burst of millions of points the server goes on working on its own
+        (InfluxDB snapshots its cache and compacts TSM files, VictoriaMetrics merges
+        parts) for seconds. A phase that starts then shares the cores with that work
+        and measures a busier server than the phase before it did. Every ceiling and
+        every drain waits here first, so each starts on a server at rest."""
+        start = time.monotonic()
+        before = self.db_cpu_s()
+        while before is not None and time.monotonic() - start < max_s:
+            time.sleep(window_s)
+            now = self.db_cpu_s()
+            if now is None or now - before < quiet_cores * window_s:
+                break
+            before = now
+        return time.monotonic() - start
 
     @property
     def db_url(self) -> str:
