@@ -34,12 +34,12 @@ if TYPE_CHECKING:
     from services import InfluxDB1, Mosquitto, PostgreSQL, VictoriaMetrics  # scripts/
 
 INFLUX_DATABASE = "ledwatch"
+NODERED_DATABASE = "nodered"
 # Before each measured phase: the server at rest means below 5 % of a core for 1 s,
 # waited for at most 60 s (`Stack.settle_db`).
 SETTLE_QUIET_CORES = 0.05
 SETTLE_WINDOW_S = 1.0
 SETTLE_MAX_S = 60.0
-NODERED_DATABASE = "nodered"
 
 
 class BenchError(RuntimeError):
