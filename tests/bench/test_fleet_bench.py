@@ -511,6 +511,29 @@ def test_timeline_windows_are_disjoint_and_past() -> None:
         tl.end()
 
 
+def test_each_round_pairs_its_drain_with_its_own_ceiling() -> None:
+    """A machine fast in round 1 and slow in round 2: the medians mix the two rounds
+    (0.96 x), each round alone reads 0.8 x."""
+    from ledwatch.bench.fleet.drain import DrainResult, TicketCheck
+    from ledwatch.bench.fleet.writers import WriteResult
+
+    def drain(points: float) -> DrainResult:
+        return DrainResult(1, 10, points, 1.0, 0.1, 100.0, 10, [10],
+                           TicketCheck(0, 0, 0, 0, 0, 0.0), 0.0)  # fmt: skip
+
+    res = report.Results("v2", "VictoriaMetrics", 2, 4, 300, 15, 2, 0)
+    res.ceilings = {(1, 5000): [WriteResult(1, 150, 1.0), WriteResult(1, 100, 1.0)],
+                    (4, 5000): [WriteResult(4, 200, 1.0), WriteResult(4, 50, 1.0)]}
+    res.drains = {1: [drain(160.0), drain(80.0)]}
+    assert res.round_ratios() == pytest.approx([0.8, 0.8])
+    rows = {label: (measured, ratio) for label, measured, ratio, _ in report.rows(res)}
+    assert rows["drain / ceiling"][0] == "0.960"  # median drain 120 / best median 125
+    assert rows["drain / ceiling, each round"] == ("0.800, 0.800", "median 0.800")
+    res.drains = {1: [drain(160.0)]}
+    rows = {label: (measured, ratio) for label, measured, ratio, _ in report.rows(res)}
+    assert rows["drain / ceiling, each round"] == ("one round", "")
+
+
 def test_doc_keeps_the_other_outputs_section(tmp_path: Path) -> None:
     path = tmp_path / "performance.md"
     res = report.Results("v1", "InfluxDB", 2, 4, 300, 15, 1, 3)
