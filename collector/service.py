@@ -40,7 +40,6 @@ from typing import Any
 
 from collector.api.server import ApiServer, serve_api
 from collector.cluster import Ownership
-from collector.delivery import StreamSeq
 from collector.detect.engine import Detector
 from collector.detect.findings import Finding
 from collector.influx.errors import WriteError
@@ -55,6 +54,7 @@ from collector.influx.ops import OpsScheduler, collector_stats
 from collector.influx.writers import Writer, make_writer
 from collector.ingest.decode import Decoded, DecodeError, decode
 from collector.ingest.mqtt_consumer import Inbound, MqttConsumer, MqttOptions
+from collector.intake import Cut, Intake, split, split_by_screen
 from collector.metrics import PREFIX, Metrics
 from collector.pipeline import Batch, Outcome, WritePool
 from collector.settings import CollectorSettings
@@ -73,46 +73,6 @@ _MAX_UNAPPLIED = 100_000
 # 3.1.1, Mosquitto): 526 msg/s without, 965 msg/s with; a steady inflow still fills
 # batches up to batch_size / flush_interval_ms.
 _IDLE_FLUSH_S = 0.02
-
-
-@dataclasses.dataclass
-class _Intake:
-    """What the ingest thread has taken toward its next writes, in the order taken. While
-    `submit` waits for room, the next intake starts filling (`_prefetch`), after
-    everything submitted. Its first `judged` docs are already judged."""
-
-    msgs: list[Inbound] = dataclasses.field(default_factory=list)
-    docs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    lines: list[str] = dataclasses.field(default_factory=list)
-    judged: int = 0
-    taken_s: float = 0.0  # when its first message was taken (the flush deadline)
-    judge_at: float | None = None  # when its unjudged docs are due (detect_within_ms)
-    stop: bool = False  # the stop marker was taken
-
-    def taken(self, now: float, judge_s: float) -> None:
-        """Starts the judging clock at the first unjudged snapshot taken at `now`."""
-        if self.judge_at is None and len(self.docs) > self.judged:
-            self.judge_at = now + judge_s
-
-
-def _split(msgs: list[Inbound], docs: list[dict[str, Any]], lines: list[str],
-           cuts: list[tuple[int, int, int]]) -> list[Batch]:
-    """The intake as write batches, cut where `_take_backlog` recorded; what came after
-    the last cut (the detection's and tickets' own points too) goes with the last one.
-    A batch keeps each document's stream key and seq only (delivery records them once
-    stored): the documents are done once judged and encoded."""
-    def keys(part: list[dict[str, Any]]) -> list[StreamSeq]:
-        return [(d["site"], d["screen"], d["agent"], d["seq"]) for d in part]
-
-    if not cuts:  # a live intake: one batch, the lists as they are (no copies)
-        return [Batch(msgs, keys(docs), lines)]
-    ends = [*cuts, (len(msgs), len(docs), len(lines))]
-    out, start = [], (0, 0, 0)
-    for end in ends:
-        out.append(Batch(msgs[start[0]:end[0]], keys(docs[start[1]:end[1]]),
-                         lines[start[2]:end[2]]))
-        start = end
-    return out
 
 
 class Collector:
@@ -429,9 +389,9 @@ class Collector:
         assert pool is not None
         flush_s = inf.flush_interval_ms / 1000.0
         next_agent_check = time.monotonic() + 1.0
-        nxt = _Intake()
+        nxt = Intake()
         while True:
-            cur, nxt = nxt, _Intake()
+            cur, nxt = nxt, Intake()
             msgs, docs, lines = cur.msgs, cur.docs, cur.lines
             stopping = cur.stop
             deadline: float | None = cur.taken_s + flush_s if msgs else None
@@ -457,13 +417,13 @@ class Collector:
                 if deadline is None:
                     deadline = time.monotonic() + flush_s
                 msgs.append(item)
-                self._decode_one(item, docs, lines)
+                self._decode_one(item, cur)
                 cur.taken(time.monotonic(), self._judge_s)
-            cuts: list[tuple[int, int, int]] = []
+            cuts: list[Cut] = []
             if not stopping and len(lines) >= inf.batch_size:
-                stopping = self._take_backlog(msgs, docs, lines, cuts, room)
+                stopping = self._take_backlog(cur, cuts, room)
             if stopping:
-                while self._take_queued(msgs, docs, lines):
+                while self._take_queued(cur):
                     pass  # past the stop marker too: taken is stored before we go
             lines += self._detect(docs[cur.judged:])
             if time.monotonic() >= next_agent_check:
@@ -477,17 +437,20 @@ class Collector:
             with self._ticket_lock:
                 lines += self._ticket_lines
                 self._ticket_lines = []
-            batches = _split(msgs, docs, lines, cuts)
+            batches = (split_by_screen(cur, cuts, inf.batch_size) if inf.group_screens
+                       else split(cur, cuts))
             # Freed here, while still warm in the caches, rather than by a write thread
             # after the ack: 2,500 objects a document (docs/hot-path.md, item 16).
-            docs.clear()
+            cur.clear_docs()
+            unsent = len(msgs)  # the intake's messages not yet handed to the pool
             for batch in batches:
-                def take_more(held: int = len(batch.msgs), into: _Intake = nxt) -> None:
+                def take_more(held: int = unsent, into: Intake = nxt) -> None:
                     self._prefetch(into, min(inf.max_pending, pool.room()) - held)
 
                 if (batch.msgs or batch.lines) and not pool.submit(
                         batch, None if stopping else take_more):
                     return  # stop() gave up: leave the batch unacknowledged
+                unsent -= len(batch.msgs)
             if stopping or (self._stopping.is_set() and self._queue.empty()
                             and not nxt.msgs and not nxt.stop):
                 # Taken is stored and acked before we go (or stop() gives up waiting).
@@ -496,14 +459,14 @@ class Collector:
                         return
                 return
 
-    def _judge_if_due(self, intake: _Intake, now: float) -> None:
+    def _judge_if_due(self, intake: Intake, now: float) -> None:
         """The loop's judging rule: once the queue is empty (caught up) and the oldest
         unjudged snapshot has waited detect_within_ms, judge what is unjudged."""
         if intake.judge_at is not None and now >= intake.judge_at and self._queue.empty():
             intake.lines += self._detect(intake.docs[intake.judged:])
             intake.judged, intake.judge_at = len(intake.docs), None
 
-    def _prefetch(self, nxt: _Intake, room: int) -> None:
+    def _prefetch(self, nxt: Intake, room: int) -> None:
         """While `submit` waits for a write slot: take what is queued into the next intake
         (up to one batch and `room` messages) and judge it by the loop's rule, so a live
         fault is judged on arrival, not after the next write. A backlog never empties the
@@ -512,8 +475,7 @@ class Collector:
         if not nxt.msgs:
             nxt.taken_s = now
         if not nxt.stop:
-            nxt.stop = self._take_queued(
-                nxt.msgs, nxt.docs, nxt.lines, self.settings.influx.batch_size, room)
+            nxt.stop = self._take_queued(nxt, self.settings.influx.batch_size, room)
         nxt.taken(now, self._judge_s)
         self._judge_if_due(nxt, time.monotonic())
 
@@ -539,31 +501,29 @@ class Collector:
         else:
             log.error("sink refused %d points as bad data, dropped: %s", n_lines, exc)
 
-    def _take_backlog(
-        self, msgs: list[Inbound], docs: list[dict[str, Any]], lines: list[str],
-        cuts: list[tuple[int, int, int]], room: int,
-    ) -> bool:
+    def _take_backlog(self, intake: Intake, cuts: list[Cut], room: int) -> bool:
         """A full batch taken and more already queued (a backlog): take up to
         `intake_batches` write batches, judged as one and written as several. Detection
         costs less per snapshot in bigger batches (docs/hot-path.md); nothing waits
         for more to come, so a live inflow is judged as soon as before. Records where
         each write batch ends in `cuts`; True when the stop marker was taken."""
         size = self.settings.influx.batch_size
+        msgs, lines = intake.msgs, intake.lines
         for _ in range(self.settings.influx.intake_batches - 1):
             if len(lines) < size * (len(cuts) + 1) or len(msgs) >= room:
                 return False
-            cuts.append((len(msgs), len(docs), len(lines)))
-            if self._take_queued(msgs, docs, lines, size * (len(cuts) + 1), room):
+            cuts.append((len(msgs), len(intake.docs), len(lines)))
+            if self._take_queued(intake, size * (len(cuts) + 1), room):
                 return True
         return False
 
     def _take_queued(
-        self, msgs: list[Inbound], docs: list[dict[str, Any]], lines: list[str],
-        max_lines: float = float("inf"), max_msgs: float = float("inf"),
+        self, intake: Intake, max_lines: float = float("inf"), max_msgs: float = float("inf"),
     ) -> bool:
         """Takes what is queued, without waiting, until the queue is empty or the intake
         holds `max_lines` lines or `max_msgs` messages; True when it took the stop marker
         (and stopped there)."""
+        msgs, lines = intake.msgs, intake.lines
         while len(lines) < max_lines and len(msgs) < max_msgs:
             try:
                 item = self._queue.get_nowait()
@@ -572,10 +532,10 @@ class Collector:
             if item is _STOP:
                 return True
             msgs.append(item)
-            self._decode_one(item, docs, lines)
+            self._decode_one(item, intake)
         return False
 
-    def _decode_one(self, msg: Inbound, docs: list[dict[str, Any]], lines: list[str]) -> None:
+    def _decode_one(self, msg: Inbound, intake: Intake) -> None:
         try:
             decoded = decode(msg.topic, msg.payload)
         except DecodeError as exc:
@@ -585,19 +545,16 @@ class Collector:
             return
         self.metrics.inc("received", label=decoded.kind)
         try:
-            self._accept(decoded, msg, docs, lines)
+            self._accept(decoded, msg, intake)
         except Exception as exc:  # a bug must cost one message, never the writer loop
             self.metrics.inc("dead_letters", label="internal")
             self.metrics.error(f"{msg.topic}: {exc!r}")
             log.exception("internal error on a message from %s (acked, not stored)", msg.topic)
 
-    def _accept(
-        self, decoded: Decoded, msg: Inbound, docs: list[dict[str, Any]], lines: list[str]
-    ) -> None:
+    def _accept(self, decoded: Decoded, msg: Inbound, intake: Intake) -> None:
         doc = decoded.doc
         if decoded.kind == "telemetry":
-            docs.append(doc)
-            lines += snapshot_lines(doc)
+            intake.add_doc(doc, snapshot_lines(doc))
             self.screens.update(
                 ScreenState(
                     site=doc["site"],
@@ -612,7 +569,7 @@ class Collector:
         elif decoded.kind == "event":
             line = event_line(doc)
             if line is not None:
-                lines.append(line)
+                intake.lines.append(line)
             if self.tickets is not None:
                 try:
                     self.tickets.record_event(doc)
