@@ -311,17 +311,30 @@ def test_health_fails_while_influxdb_refuses_every_write(
 
 
 class _Recording:
-    """The real writer, with the size of every request it sends kept."""
+    """The real writer, with the lines of every request it sends kept."""
 
     def __init__(self, inner: Any) -> None:
-        self.inner, self.sizes = inner, []
+        self.inner, self.requests = inner, []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
     def write(self, lines: list[str]) -> None:
         self.inner.write(lines)
-        self.sizes.append(len(lines))
+        self.requests.append(list(lines))
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(r) for r in self.requests]
+
+
+def _subscribe_once(settings: CollectorSettings) -> None:
+    """A collector's persistent session subscribes and goes, so a backlog waits for it."""
+    first = Collector(settings)
+    first.start()
+    assert first.wait_connected(10)
+    time.sleep(0.2)
+    first.stop()
 
 
 def _drain_backlog(mosquitto: Any, vm: Any, publisher: Callable[..., None], intake: int,
@@ -334,11 +347,7 @@ def _drain_backlog(mosquitto: Any, vm: Any, publisher: Callable[..., None], inta
     site = f"intake-{tag}"
     settings = settings_for(mosquitto, vm.url, tag, batch_size=2 * per_snapshot,
                             intake_batches=intake, flush_interval_ms=2000)
-    first = Collector(settings)  # its session subscribes; the backlog waits for it
-    first.start()
-    assert first.wait_connected(10)
-    time.sleep(0.2)
-    first.stop()
+    _subscribe_once(settings)
     for seq in range(1, 41):
         publisher(telemetry_topic(site, "scr1"), snapshot_bytes(site, seq))
     writer = _Recording(make_writer(settings.influx))
@@ -393,24 +402,13 @@ def _drain_three_screens(mosquitto: Any, vm: Any, publisher: Callable[..., None]
     settings = settings_for(mosquitto, vm.url, tag, batch_size=4 * per_snapshot,
                             intake_batches=8, flush_interval_ms=2000,
                             group_screens=by_screen)
-    first = Collector(settings)  # its session subscribes; the backlog waits for it
-    first.start()
-    assert first.wait_connected(10)
-    time.sleep(0.2)
-    first.stop()
+    _subscribe_once(settings)
     for seq in range(1, 13):
         for screen in ("s1", "s2", "s3"):
             doc = make_snapshot(site=site, screen=screen, seq=seq, ts=NOW_MS + seq * 1000)
             publisher(telemetry_topic(site, screen), orjson.dumps(doc))
-    requests: list[list[str]] = []
-    inner = make_writer(settings.influx)
-
-    class Keeping(_Recording):
-        def write(self, lines: list[str]) -> None:
-            self.inner.write(lines)
-            requests.append([ln for ln in lines if ln.startswith("controller,")])
-
-    coll = Collector(settings, writer=Keeping(inner))
+    writer = _Recording(make_writer(settings.influx))
+    coll = Collector(settings, writer=writer)
     coll.start()
     try:
         wait_for(lambda: len(stored_ts(vm, site)) == 12, timeout_s=30, what="12 ts stored")
@@ -425,6 +423,7 @@ def _drain_three_screens(mosquitto: Any, vm: Any, publisher: Callable[..., None]
         f'controller_seq{{site="{site}"}}') for t in s["timestamps"]}
     assert stored == {(scr, NOW_MS + seq * 1000) for scr in ("s1", "s2", "s3")
                       for seq in range(1, 13)}
+    requests = [[ln for ln in req if ln.startswith("controller,")] for req in writer.requests]
     screens = [[ln.split(",screen=")[1].split(",")[0] for ln in req] for req in requests]
     assert sum(map(len, screens)) == 36
     for req in requests:  # each screen's polls in order within a request
