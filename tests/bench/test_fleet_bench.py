@@ -28,7 +28,7 @@ from ledwatch.bench import main
 from ledwatch.bench.fleet import publisher, report, runner
 from ledwatch.bench.fleet.collectors import CollectorProc, M, Sample
 from ledwatch.bench.fleet.drain import check_tickets, measured_window
-from ledwatch.bench.fleet.lineproto import CARD, PSU, batches, snapshot_points
+from ledwatch.bench.fleet.lineproto import CARD, PSU, batches, by_screen, snapshot_points
 from ledwatch.bench.fleet.nodered import function_js
 from ledwatch.bench.fleet.payloads import MODULE_FAULT, PSU_FAILED, Fleet, FleetSpec
 from ledwatch.bench.fleet.publisher import FleetClient, publish_backlog
@@ -313,6 +313,21 @@ def test_encoder_rules() -> None:
     assert [b.count(b"\n") + 1 for b in bodies] == [4, 4, 4, 4, 4, 4, 3]
 
 
+def test_screen_order_groups_each_window_and_keeps_each_screens_polls_in_order() -> None:
+    fleet = Fleet(FleetSpec(screens=3, cards=1), "order")
+    docs = [doc for _, _, doc in fleet.backlog(12, 10_000_000)]
+    assert [d["screen"] for d in docs[:6]] == ["s000", "s001", "s002"] * 2  # arrival
+    grouped = by_screen(docs, 6)
+    assert sorted(map(id, grouped)) == sorted(map(id, docs))
+    for start in (0, 6):
+        window = grouped[start:start + 6]
+        assert [d["screen"] for d in window] == ["s000"] * 2 + ["s001"] * 2 + ["s002"] * 2
+        assert {id(d) for d in window} == {id(d) for d in docs[start:start + 6]}
+    for screen in ("s000", "s001", "s002"):
+        assert [d["ts"] for d in grouped if d["screen"] == screen] == \
+            [d["ts"] for d in docs if d["screen"] == screen]
+
+
 # -- arithmetic --------------------------------------------------------------------------------
 
 
@@ -522,8 +537,8 @@ def test_each_round_pairs_its_drain_with_its_own_ceiling() -> None:
                            TicketCheck(0, 0, 0, 0, 0, 0.0), 0.0)  # fmt: skip
 
     res = report.Results("v2", "VictoriaMetrics", 2, 4, 300, 15, 2, 0)
-    res.ceilings = {(1, 5000): [WriteResult(1, 150, 1.0), WriteResult(1, 100, 1.0)],
-                    (4, 5000): [WriteResult(4, 200, 1.0), WriteResult(4, 50, 1.0)]}
+    res.ceilings = {(1, 5000, "arrival"): [WriteResult(1, 150, 1.0), WriteResult(1, 100, 1.0)],
+                    (4, 5000, "screen"): [WriteResult(4, 200, 1.0), WriteResult(4, 50, 1.0)]}
     res.drains = {1: [drain(160.0), drain(80.0)]}
     assert res.round_ratios() == pytest.approx([0.8, 0.8])
     rows = {label: (measured, ratio) for label, measured, ratio, _ in report.rows(res)}

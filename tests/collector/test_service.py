@@ -439,7 +439,8 @@ def test_a_backlog_is_written_screen_by_screen(
 ) -> None:
     """`group_screens`: a backlog intake's requests hold runs of one screen's polls, not
     every screen's latest; everything is stored once and acked, no gap, no duplicate. The
-    control (the default) interleaves the screens in the same backlog's requests."""
+    control (`group_screens = false`) interleaves the screens in the same backlog's
+    requests."""
     vm = fresh_victoria()
     grouped = _drain_three_screens(mosquitto, vm, publisher, by_screen=True)
     arrival = _drain_three_screens(mosquitto, vm, publisher, by_screen=False)

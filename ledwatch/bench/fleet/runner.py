@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
 import shlex
 import shutil
@@ -26,7 +27,12 @@ from pathlib import Path
 from ledwatch.bench.fleet import report
 from ledwatch.bench.fleet.collectors import CollectorProc, M
 from ledwatch.bench.fleet.drain import DrainResult, run_drain
-from ledwatch.bench.fleet.lineproto import batches, points_per_snapshot, snapshot_points
+from ledwatch.bench.fleet.lineproto import (
+    batches,
+    by_screen,
+    points_per_snapshot,
+    snapshot_points,
+)
 from ledwatch.bench.fleet.live import LiveBench
 from ledwatch.bench.fleet.nodered import NodeRedUnavailable, run_nodered_drain
 from ledwatch.bench.fleet.payloads import Fleet, FleetSpec
@@ -49,6 +55,17 @@ def _ints(text: str) -> list[int]:
     if not values or values[0] < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: numbers of at least 1")
     return values
+
+
+ORDERS = ("arrival", "screen")
+
+
+def _orders(text: str) -> list[str]:
+    values = [x.strip() for x in text.split(",") if x.strip()]
+    if not values or set(values) - set(ORDERS):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a comma-separated list of {', '.join(ORDERS)}")
+    return [o for o in ORDERS if o in values]
 
 
 def _cpus(text: str) -> frozenset[int]:
@@ -112,6 +129,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="lines per request of the plain writers; the ceiling is the best "
                         "(5000,10000: the ends of InfluxData's advice; the collector's "
                         "batch_size is 10,000)")
+    m.add_argument("--ceiling-orders", type=_orders, default=list(ORDERS),
+                   help="the orders the plain writers send the lines in; the ceiling is "
+                        "the best: arrival (as published) and screen (screen by screen "
+                        "within each --screen-window-lines, as the collector's "
+                        "influx.group_screens sends them) (arrival,screen)")
+    m.add_argument("--screen-window-lines", type=int, default=80_000,
+                   help="the lines the screen order groups at a time: one intake of the "
+                        "collector at its defaults, intake_batches 8 x batch_size 10,000 "
+                        "(80,000)")
     m.add_argument("--collectors", type=_ints, default=[1, 2, 4],
                    help="collector processes of one cluster; must include 1 (1,2,4)")
     m.add_argument("--scale-repeat", type=int, default=1,
@@ -176,8 +202,8 @@ class Run:
         self.args, self.stack, self.workdir = args, stack, workdir
         self.spec = FleetSpec(args.screens, args.cards, args.interval_s, args.seed)
         # Node-RED's backlog, the encoder check's tries, each ceiling and drain
-        windows = 1 + ENCODER_TRIES + args.repeat * (len(args.writers) * len(args.batch_lines)
-                                                     + 1) + \
+        windows = 1 + ENCODER_TRIES + args.repeat * (
+            len(args.writers) * len(args.batch_lines) * len(args.ceiling_orders) + 1) + \
             args.scale_repeat * len(args.collectors)  # fmt: skip
         self.timeline = Timeline(self.spec, args.snapshots, windows)
         self.client = FleetClient(stack.broker.host, stack.broker.port, "bench-fleet-agents")
@@ -201,30 +227,32 @@ class Run:
         url = influx_write_url(self.stack.db_url, self.args.output,
                                *(self.stack.credentials() if self.args.output == "v1" else ()))
         headers = {} if self.args.output == "v1" else {"Authorization": "Token unused"}
-        for w in self.args.writers:
-            for size in self.args.batch_lines:
-                end = self.timeline.end()
-                fleet = Fleet(self.spec, self.args.site)
-                docs = [doc for _, _, doc in fleet.backlog(self.args.snapshots, end)]
-                start = min(d["ts"] for d in docs)
-                bodies = batches(docs, size)
-                points = len(docs) * self.pps
-                del docs
-                settled = self.stack.settle_db()
-                cpu0 = self.stack.db_cpu_s()
-                r = write_all(url, bodies, points, w, headers)
-                cpu1 = self.stack.db_cpu_s()
-                if cpu0 is not None and cpu1 is not None and r.seconds > 0:
-                    r = dataclasses.replace(r, db_cores=(cpu1 - cpu0) / r.seconds)
-                stored = self.stack.stored_snapshots(self.args.site, start, end + 1)
-                if stored != self.args.snapshots:
-                    raise BenchError(f"ceiling: {stored} of {self.args.snapshots} snapshots "
-                                     "stored")
-                self.res.ceilings.setdefault((w, size), []).append(r)
-                self.say(f"  ceiling, {w} writer(s), {size:,}-line requests: {points:,} points "
-                         f"in {r.seconds:.1f} s = {r.rate:,.0f} points/s ({len(bodies)} requests"
-                         f"{report.db_cores_note(r.db_cores, self.res.db_cpus)}; "
-                         f"server at rest after {settled:.1f} s)")
+        window = max(1, self.args.screen_window_lines // self.pps)
+        for w, size, order in itertools.product(self.args.writers, self.args.batch_lines,
+                                                self.args.ceiling_orders):
+            end = self.timeline.end()
+            fleet = Fleet(self.spec, self.args.site)
+            docs = [doc for _, _, doc in fleet.backlog(self.args.snapshots, end)]
+            start = min(d["ts"] for d in docs)
+            bodies = batches(by_screen(docs, window) if order == "screen" else docs, size)
+            points = len(docs) * self.pps
+            del docs
+            settled = self.stack.settle_db()
+            cpu0 = self.stack.db_cpu_s()
+            r = write_all(url, bodies, points, w, headers)
+            cpu1 = self.stack.db_cpu_s()
+            if cpu0 is not None and cpu1 is not None and r.seconds > 0:
+                r = dataclasses.replace(r, db_cores=(cpu1 - cpu0) / r.seconds)
+            stored = self.stack.stored_snapshots(self.args.site, start, end + 1)
+            if stored != self.args.snapshots:
+                raise BenchError(f"ceiling: {stored} of {self.args.snapshots} snapshots "
+                                 "stored")
+            self.res.ceilings.setdefault((w, size, order), []).append(r)
+            self.say(f"  ceiling, {w} writer(s), {size:,}-line requests in {order} order: "
+                     f"{points:,} points "
+                     f"in {r.seconds:.1f} s = {r.rate:,.0f} points/s ({len(bodies)} requests"
+                     f"{report.db_cores_note(r.db_cores, self.res.db_cpus)}; "
+                     f"server at rest after {settled:.1f} s)")
 
     def drain(self, k: int, label: str, check_encoder: bool = False) -> DrainResult:
         hook = None
@@ -346,8 +374,10 @@ class Run:
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    if min(args.screens, args.cards, args.snapshots, args.repeat, args.scale_repeat) < 1:
-        parser.error("--screens, --cards, --snapshots, --repeat and --scale-repeat must be >= 1")
+    if min(args.screens, args.cards, args.snapshots, args.repeat, args.scale_repeat,
+           args.screen_window_lines) < 1:
+        parser.error("--screens, --cards, --snapshots, --repeat, --scale-repeat and "
+                     "--screen-window-lines must be >= 1")
     if args.interval_s <= 0 or args.live_s < 0 or args.fault_every_s <= 0:
         parser.error("--interval-s and --fault-every-s must be > 0, --live-s >= 0")
     if args.latency_rate < 0:
