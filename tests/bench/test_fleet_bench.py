@@ -459,6 +459,13 @@ def test_command_line_names_the_flags_that_differ() -> None:
         "ledwatch bench fleet --output v2 --collectors 1,4 --live-s 30 --with-nodered"
     with pytest.raises(SystemExit):
         _args(["--writers", "0"])
+    assert _args([]).ceiling_orders == ["arrival", "screen"]
+    screen_only = _args(["--ceiling-orders", "screen"])
+    assert screen_only.ceiling_orders == ["screen"]
+    assert runner.command_line(screen_only) == "ledwatch bench fleet --ceiling-orders screen"
+    for bad in ("", "random", "arrival,random"):
+        with pytest.raises(SystemExit):
+            _args(["--ceiling-orders", bad])
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) > 1:
         assert runner.command_line(_args(["--db-cpus", str(cpus[0])])) == \

@@ -380,8 +380,8 @@ ceiling and each drain starts on a server at rest: below 5 % of a core for 1 s
   or `/api/v2/write?precision=ms`); points / wall time; every answer must be 204 and the
   database must then hold every snapshot. Each goes in two orders (`--ceiling-orders`):
   **arrival**, as published (one poll of every screen after the other), and **screen**,
-  screen by screen within each run of 80,000 lines (`--screen-window-lines`: one intake
-  of the collector at its defaults), each screen's polls in order, which is how the
+  screen by screen within each run of `--screen-window-lines` (80,000 lines by default:
+  one intake of the collector at its defaults), each screen's polls in order, which is how the
   collector's `influx.group_screens` sends a backlog and which both servers take faster.
   The ceiling is the best of the medians (every writer count at every body size in
   every order), so a collector that orders its requests better is not judged against a
