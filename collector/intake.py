@@ -3,7 +3,7 @@
 An intake holds messages, their validated documents and the encoded lines, in the order
 taken. `split` cuts it into write batches where the loop recorded (`cuts`), in arrival
 order. `split_by_screen` lays a backlog intake out screen by screen instead: both
-servers take the same lines 1.25-1.5 x faster when each request holds many polls of few
+servers take the same lines 1.25-1.6 x faster when each request holds many polls of few
 screens rather than one or two polls of all of them (docs/hot-path.md, "Requests by
 screen"). Each screen's own points keep their order either way, and the messages are
 acknowledged in arrival order: MQTT wants PUBACKs in the order the PUBLISHes came, and a
