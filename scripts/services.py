@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -334,6 +335,13 @@ class Mosquitto(Service):
             lines.append("max_queued_messages 1000000")
         lines += rest
         self.conf_path.write_text("\n".join(lines) + "\n")
+
+    def _ready(self) -> bool:
+        # Every listener, not only the first: Mosquitto opens them one by one (a TLS one
+        # after loading its certificates), so the plain port can answer while a client
+        # of the next one would still be refused.
+        ports = re.findall(r"^\s*listener\s+(\d+)", self.conf_path.read_text(), re.M)
+        return all(port_open(int(port)) for port in ports)
 
     def _command(self) -> list[str]:
         return [binary("mosquitto") or "mosquitto", "-c", str(self.conf_path)]
