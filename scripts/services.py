@@ -301,6 +301,7 @@ class Mosquitto(Service):
         super().__init__(tmpdir, port)
         self.extra_conf = extra_conf
         self.conf_path = self.dir / "mosquitto.conf"
+        self._ports: list[int] = []  # the TCP listeners of the written config
 
     def _prepare(self) -> None:
         extra = self.extra_conf.splitlines()
@@ -335,13 +336,15 @@ class Mosquitto(Service):
             lines.append("max_queued_messages 1000000")
         lines += rest
         self.conf_path.write_text("\n".join(lines) + "\n")
+        # Every TCP listener is waited for, not only the first: Mosquitto opens them one
+        # by one (a TLS one after loading its certificates), so the plain port can answer
+        # while a client of the next one would still be refused. `listener 0` is a Unix
+        # socket: no port to probe.
+        found = (re.match(r"\s*listener\s+(\d+)", ln) for ln in lines)
+        self._ports = [int(m.group(1)) for m in found if m and int(m.group(1))]
 
     def _ready(self) -> bool:
-        # Every listener, not only the first: Mosquitto opens them one by one (a TLS one
-        # after loading its certificates), so the plain port can answer while a client
-        # of the next one would still be refused.
-        ports = re.findall(r"^\s*listener\s+(\d+)", self.conf_path.read_text(), re.M)
-        return all(port_open(int(port)) for port in ports)
+        return all(port_open(port) for port in self._ports)
 
     def _command(self) -> list[str]:
         return [binary("mosquitto") or "mosquitto", "-c", str(self.conf_path)]
